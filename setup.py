@@ -8,6 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["restore", "restore.*"]),
+    package_data={"restore.inference": ["weights/zoo.yml", "weights/*.safetensors"]},  # the model zoo
     install_requires=[
         "torch>=2.1", "numpy", "opencv-python-headless", "lmdb", "scikit-image", "pyyaml",
         "tensorboard", "tqdm", "safetensors",

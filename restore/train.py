@@ -185,7 +185,8 @@ def train(opt: dict, auto_resume: bool = False) -> dict:
         validate(model, val_loaders, it, opt, exp, best, logger, tb)
     if tb:
         tb.close()
-    logger.info(f"done: {it} iterations; skipped non-finite steps: {model.nonfinite_total}")
+    logger.info(f"done: {it} iterations ({it - start_it} in this run, {(time.time() - start) / 60:.1f} min "
+                f"wall time); skipped non-finite steps: {model.nonfinite_total}")
     return {"iter": it, "best": best, "experiment": exp.dir, "history": history}
 
 

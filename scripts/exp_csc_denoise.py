@@ -1,6 +1,7 @@
 """The CSC denoising experiment of docs/csc.md: a shallow gray DnCNN, its CSC version and its bias-free
 version, trained at sigma 25 on Train400 with restore's trainer, tested on Set12 and BSD68 at sigma
-15, 25, 35 and 50; the CSC net with its trained lambda and with "auto" lambda (calibrated on Kodak24);
+15, 25, 35 and 50; the CSC net with its trained lambda and with "auto" lambda (calibrated on Kodak24,
+once on the wavelet noise estimate, the default, and once on the first layer's residual);
 plus the cost of a CSC layer against a plain conv (parameters, MACs, CPU time).
 
     python scripts/exp_csc_denoise.py                     # every stage: train, calibrate, test, residuals, cost
@@ -25,9 +26,9 @@ sys.path.insert(0, ROOT)
 
 from restore.archs import build_network  # noqa: E402
 from restore.archs.layers.csc_conv import CSCConv2d  # noqa: E402
-from restore.cli.csc_calibrate import main as calibrate_main  # noqa: E402
-from restore.csc import apply_csc_lambda_option, first_layer_residual, fit_path_for, scale_csc_lambda  # noqa: E402
-from restore.csc.calibrate import noisy_versions  # noqa: E402
+from restore.cli.csc_calibrate import load_validation_images  # noqa: E402
+from restore.csc import apply_csc_lambda_option, first_layer_measure, fit_path_for, scale_csc_lambda  # noqa: E402
+from restore.csc.calibrate import DEFAULT_MULTIPLIERS, fit_rows, noisy_versions, sweep  # noqa: E402
 from restore.data import build_dataloader, build_dataset  # noqa: E402
 from restore.models import build_model  # noqa: E402
 from restore.train import train  # noqa: E402
@@ -37,7 +38,8 @@ from restore.utils.options import parse_options  # noqa: E402
 
 MODELS = {  # label: (train options, test options, CSC lambda modes to test)
     "plain": ("train_DnCNN8_gray_s25_cpu.yml", "test_DnCNN8_gray_cpu.yml", [None]),
-    "CSC": ("train_DnCNN8_CSC_gray_s25_cpu.yml", "test_DnCNN8_CSC_gray_cpu.yml", ["trained", "auto", "sigma-known"]),
+    "CSC": ("train_DnCNN8_CSC_gray_s25_cpu.yml", "test_DnCNN8_CSC_gray_cpu.yml",
+            ["trained", "auto", "auto, residual fit", "sigma-known"]),
     "bias-free": ("train_DnCNN8_nobias_gray_s25_cpu.yml", "test_DnCNN8_nobias_gray_cpu.yml", [None]),
 }
 CALIBRATION = ["--val-dir", "Kodak24", "--color", "gray", "--max-images", "8", "--crop", "160",
@@ -69,15 +71,32 @@ def stage_train(results, data_root):
         print(f"trained {label}: {out['iter']} iterations in {seconds / 60:.1f} min", flush=True)
 
 
+def residual_fit_path(checkpoint: str) -> str:
+    return fit_path_for(checkpoint).replace(".csc_lambda.json", ".csc_lambda_residual.json")
+
+
 def stage_calibrate(results, data_root):
-    argv = ["-opt", test_opt(MODELS["CSC"][1])] + CALIBRATION + (["--data-root", data_root] if data_root else [])
-    start = time.time()
-    code = calibrate_main(argv)
+    """One sweep (what `restore-csc-calibrate` runs), fitted twice: on the noise estimate (saved
+    beside the checkpoint: what `auto` reads) and on sqrt(residual) (the earlier rule, for the
+    comparison; saved as <checkpoint>.csc_lambda_residual.json)."""
     opt = parse_options(test_opt(MODELS["CSC"][1]), is_train=False, data_root=data_root)
-    fit_file = fit_path_for(opt["path"]["pretrain_network_g"])
-    with open(fit_file) as f:
-        results["calibration"] = {"seconds": time.time() - start, "exit": code, "fit_file": fit_file,
-                                  "fit": json.load(f), "command": CALIBRATION}
+    checkpoint = opt["path"]["pretrain_network_g"]
+    model = build_model(opt)
+    args = dict(zip(CALIBRATION[::2], CALIBRATION[1::2]))
+    images = load_validation_images(os.path.join(opt["data_root"], args["--val-dir"]), args["--color"],
+                                    int(args["--max-images"]), int(args["--crop"]))
+    sigmas = [float(s) for s in CALIBRATION[CALIBRATION.index("--sigmas") + 1:]]
+    start = time.time()
+    rows = sweep(model.net_g, images, sigmas, DEFAULT_MULTIPLIERS, "all", 0, model.device)
+    info = {"checkpoint": checkpoint, "val_dir": args["--val-dir"], "images": len(images),
+            "crop": int(args["--crop"]), "color": args["--color"], "seed": 0, "sigmas": sigmas}
+    for key, feature, fit_file in (("calibration", "noise_sigma", fit_path_for(checkpoint)),
+                                   ("calibration_residual", "sqrt_residual", residual_fit_path(checkpoint))):
+        fit = fit_rows(rows, feature, "all", info)
+        fit.save(fit_file)
+        with open(fit_file) as f:
+            results[key] = {"seconds": time.time() - start, "fit_file": fit_file, "fit": json.load(f),
+                            "command": CALIBRATION + ["--feature", feature]}
 
 
 def calibrated_multiplier(results, sigma: float) -> float:
@@ -97,8 +116,11 @@ def stage_test(results, data_root, only=None):
             key = label if mode is None else f"{label} ({mode} lambda)"
             if only and key not in only:
                 continue
+            checkpoint = opt["path"]["pretrain_network_g"]
             if mode in ("trained", "auto"):
-                print(apply_csc_lambda_option(model.net_g, mode, opt["path"]["pretrain_network_g"]))
+                print(apply_csc_lambda_option(model.net_g, mode, checkpoint))
+            if mode == "auto, residual fit":
+                print(apply_csc_lambda_option(model.net_g, "auto:" + residual_fit_path(checkpoint)))
             rows = {}
             start = time.time()
             for phase, ds_opt in sorted(opt["datasets"].items()):
@@ -113,16 +135,18 @@ def stage_test(results, data_root, only=None):
 
 
 def stage_residuals(results, data_root):
-    """The first CSC layer's residual per Set12 image at several noise levels: what auto lambda sees."""
+    """The first CSC layer's residual and noise estimate per Set12 image at several noise levels:
+    what the two auto rules see."""
     opt = parse_options(test_opt(MODELS["CSC"][1]), is_train=False, data_root=data_root)
     net = build_model(opt).net_g.eval()
     images = [to_float32(imread(p)) for p in list_images(os.path.join(opt["data_root"], "Set12"))]
-    rows = {}
-    with torch.no_grad():
-        for sigma in (0, 15, 25, 50):
-            rows[str(sigma)] = [float(first_layer_residual(net, img2tensor(lq).unsqueeze(0)))
-                                for lq in noisy_versions(images, sigma, 0)]
-    results["residuals_set12"] = rows
+    for feature, key in (("residual", "residuals_set12"), ("noise_sigma", "noise_estimates_set12")):
+        rows = {}
+        with torch.no_grad():
+            for sigma in (0, 15, 25, 50):
+                rows[str(sigma)] = [float(first_layer_measure(net, img2tensor(lq).unsqueeze(0), feature))
+                                    for lq in noisy_versions(images, sigma, 0)]
+        results[key] = rows
 
 
 def cpu_ms(module, x, repeats=7):
@@ -179,13 +203,20 @@ def markdown(results) -> str:
     if "calibration" in results:
         fit = results["calibration"]["fit"]
         lines += ["## Lambda calibration (Kodak24 gray, 8 centre crops 160x160)", "",
-                  "| sigma | residual at trained lambda | best multiplier | PSNR x1 | best PSNR |",
-                  "|---:|---:|---:|---:|---:|"]
+                  "| sigma | noise estimate (0-255) | residual at trained lambda | best multiplier | PSNR x1 | best PSNR |",
+                  "|---:|---:|---:|---:|---:|---:|"]
         for p in fit["points"]:
-            lines.append(f"| {p['sigma']:g} | {p['residual']:.3e} | {p['best_multiplier']:.3f} | "
+            estimate = f"{255 * p['noise_sigma']:.2f}" if "noise_sigma" in p else "-"
+            lines.append(f"| {p['sigma']:g} | {estimate} | {p['residual']:.3e} | {p['best_multiplier']:.3f} | "
                          f"{p['psnr_at_1']:.2f} | {p['best_psnr']:.2f} |")
-        lines += ["", f"Fit: m = {fit['slope']:.4g} sqrt(r) + {fit['intercept']:.4g}, clipped to "
-                      f"[{fit['m_min']:g}, {fit['m_max']:g}] (R^2 {fit['info']['r2']:.3f}).", ""]
+        lines.append("")
+        for key in ("calibration", "calibration_residual"):
+            if key in results:
+                fit = results[key]["fit"]
+                feature = {"noise_sigma": "sigma_hat", "sqrt_residual": "sqrt(r)", "residual": "r"}[fit["feature"]]
+                lines.append(f"Fit on {fit['feature']}: m = {fit['slope']:.4g} {feature} + {fit['intercept']:.4g}, "
+                             f"clipped to [{fit['m_min']:g}, {fit['m_max']:g}] (R^2 {fit['info']['r2']:.3f}).  ")
+        lines.append("")
     if "test" in results:
         names = list(next(iter(results["test"].values()))["datasets"])
         lines += ["## PSNR (dB) / SSIM, trained at sigma 25", "",
@@ -195,13 +226,16 @@ def markdown(results) -> str:
             cells = [f"{r['datasets'][n]['psnr']:.2f} / {r['datasets'][n]['ssim']:.4f}" for n in names]
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
         lines.append("")
-    if "residuals_set12" in results:
-        r = results["residuals_set12"]
-        lines += ["## First CSC layer residual per Set12 image (what auto lambda sees)", "",
+    for key, title, unit in (("residuals_set12", "First CSC layer residual per Set12 image", 1),
+                             ("noise_estimates_set12", "Noise estimate (0-255) at the first CSC layer per Set12 image", 255)):
+        if key not in results:
+            continue
+        r = results[key]
+        lines += [f"## {title} (what auto lambda sees)", "",
                   "| sigma | min | max | mean increase over sigma 0 |", "|---:|---:|---:|---:|"]
         for sigma, values in r.items():
             rise = sum(v - v0 for v, v0 in zip(values, r["0"])) / len(values)
-            lines.append(f"| {sigma} | {min(values):.4f} | {max(values):.4f} | {rise:.4f} |")
+            lines.append(f"| {sigma} | {unit * min(values):.4f} | {unit * max(values):.4f} | {unit * rise:.4f} |")
         lines.append("")
     if "cost" in results:
         lines += ["## Cost (1 image 256x256, eval, CPU, 1 thread; fastest of 7 runs)", "",

@@ -11,10 +11,12 @@ from torch.nn import functional as F
 
 from restore.archs import build_network
 from restore.archs.layers.csc_conv import CSCConv2d, csc_layers, operator_norm_sq, project_all_atoms_
+from restore.archs.layers.sparse_group_conv import SparseGroupConv2d
 from restore.cli.common import run_cli
 from restore.cli.csc_calibrate import main as calibrate_main
 from restore.csc import LambdaFit, apply_csc_lambda_option, fit_path_for, scale_csc_lambda, set_csc_lambda
-from restore.csc.control import first_layer_residual
+from restore.csc.control import first_layer_measure, first_layer_residual
+from restore.csc.noise_estimate import estimate_noise_sigma
 from restore.train import train
 from restore.utils.checkpoint import load_network
 from restore.utils.errors import OptionError, RestoreError
@@ -147,6 +149,19 @@ def test_sr_archs_take_csc_layers_without_edits(arch, where, expected):
     assert net(torch.rand(1, 3, 9, 7)).shape == (1, 3, 18, 14)
 
 
+@pytest.mark.parametrize("where,expected", [("first", ["head"]),
+                                            ("all", ["head", "body.0.conv1", "body.0.conv2"])])
+def test_nsr_takes_csc_layers_over_its_sparse_group_body(where, expected):
+    net = build_network({"type": "NSR", "num_feat": 8, "num_block": 1, "upscale": 2, "k": 2, "d": 2,
+                         "conv": {"type": "csc", "where": where, "n_iter": 2}})
+    assert [n for n, m in net.named_modules() if isinstance(m, CSCConv2d)] == expected
+    sparse = [n for n, m in net.named_modules() if isinstance(m, SparseGroupConv2d)]
+    assert sparse == ([] if where == "all" else ["body.0.conv1", "body.0.conv2"])
+    assert net(torch.rand(1, 3, 9, 7)).shape == (1, 3, 18, 14)
+    with pytest.raises(OptionError, match="network_g.conv"):
+        build_network({"type": "NSR", "conv": {"type": "csc", "wher": "first"}})
+
+
 def test_gradients_reach_the_dictionary_and_a_learned_lambda():
     net = build_network({"type": "DnCNN", "num_feat": 8, "num_layer": 3, "use_bn": False,
                          "conv": {"type": "csc", "where": "all", "n_iter": 3, "lmbda": 0.01,
@@ -224,6 +239,41 @@ def test_auto_lambda_uses_the_per_image_residual():
         assert not net.head._forward_pre_hooks
     assert torch.allclose(got, expected) and torch.allclose(got_copy, expected)
     assert csc_layers(net)[1].effective_lambda().flatten().tolist() == pytest.approx([0.05])
+
+
+def test_noise_estimate_hand_case_and_content_robustness():
+    # one 2x2 block: HH = (a - b - c + d) / 2 = (4 - 0 - 0 + 2) / 2 = 3; sigma = 3 / 0.6745
+    x = torch.tensor([[[[4.0, 0.0, 9.0], [0.0, 2.0, 9.0]]]])
+    assert float(estimate_noise_sigma(x)) == pytest.approx(3 / 0.6744897501960817)
+    from skimage import data
+    image = torch.from_numpy(data.camera().astype(np.float32) / 255)[None, None]
+    g = torch.Generator().manual_seed(0)
+    for sigma in (15, 25, 50):
+        noisy = image + sigma / 255 * torch.randn(image.shape, generator=g)
+        assert 255 * float(estimate_noise_sigma(noisy)) == pytest.approx(sigma, rel=0.08)
+    batch = torch.stack([image[0], image[0] + 0.1 * torch.randn(image.shape[1:], generator=g)])
+    est = estimate_noise_sigma(batch)
+    assert est.shape == (2,) and float(est[0]) < 0.01 and float(est[1]) == pytest.approx(0.1, rel=0.05)
+
+
+def test_auto_lambda_with_the_noise_feature_follows_the_noise_level():
+    net = csc_dncnn(where="all")
+    x = torch.rand(2, 1, 16, 16)
+    x[1] += 0.2 * torch.randn(1, 16, 16)
+    fit = LambdaFit(slope=10.0, intercept=0.5, m_min=0.25, m_max=4.0, feature="noise_sigma")
+    with torch.no_grad():
+        sigma_hat = first_layer_measure(net, x, "noise_sigma")
+        assert torch.equal(sigma_hat, estimate_noise_sigma(x))
+        scale_csc_lambda(net, fit.multiplier(sigma_hat))
+        expected = net(x)
+        set_csc_lambda(net, fit)
+        got = net(x)
+        set_csc_lambda(net, None)
+    assert torch.allclose(got, expected)
+    m = fit.multiplier(sigma_hat)
+    assert float(m[1]) > float(m[0])
+    with pytest.raises(RestoreError, match="unknown feature"):
+        LambdaFit.from_points([0.1, 0.2], [1, 2], (0.25, 4), feature="sigma")
 
 
 def test_lambda_fit_roundtrip_and_option_parsing(tmp_path):
@@ -318,6 +368,8 @@ def test_dncnn_with_csc_trains_through_the_trainer_and_calibrates(tmp_path, caps
         saved = json.load(f)
     assert [p["sigma"] for p in saved["points"]] == [10, 40]
     assert saved["points"][0]["residual"] < saved["points"][1]["residual"]  # more noise, more residual
+    assert saved["feature"] == "noise_sigma"
+    assert saved["points"][0]["noise_sigma"] < saved["points"][1]["noise_sigma"]
     assert saved["m_min"] == 0.5 and saved["m_max"] == 2.0
     assert "saved" in capsys.readouterr().out
     apply_csc_lambda_option(net, "auto", ckpt)

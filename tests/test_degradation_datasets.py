@@ -144,6 +144,17 @@ def test_denoise_option_errors(folder):
         build_dataset(dict(base, sgima=25), "val")
 
 
+@pytest.mark.parametrize("kind,extra", [("DenoiseDataset", {"sigma": 25}), ("JPEGDataset", {"quality": 20}),
+                                         ("SRImageDataset", {"scale": 2})])
+def test_exclude_leaves_named_images_out(folder, kind, extra):
+    base = {"type": kind, "dataroot_gt": str(folder), **extra}
+    assert [d["key"] for d in build_dataset(dict(base, exclude=["b"]), "val")] == ["a", "c"]
+    with pytest.raises(RestoreError, match=r"exclude: no image named 'bb'"):
+        build_dataset(dict(base, exclude=["bb"]), "val")
+    with pytest.raises(RestoreError, match="leaves no image"):
+        build_dataset(dict(base, exclude=["a", "b", "c"]), "val")
+
+
 # ---- JPEGDataset -------------------------------------------------------------------------------
 def opencv_jpeg(img, quality):
     if img.shape[2] == 1:

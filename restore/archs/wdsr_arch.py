@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 from torch import nn
 
-from restore.archs.layers.conv_factory import conv_variant, make_conv
+from restore.archs.layers.conv_factory import LayeredVariant, conv_variant, make_conv
 from restore.archs.layers.sparse_group_conv import GateType
 from restore.archs.layers.tiles import image_to_tiles, tile_layout, tiles_to_image
 from restore.archs.layers.weight_norm import init_weight_norm
@@ -93,16 +93,21 @@ class NSR(WDSR):
     the released "EDSR+NSR" small model: 64 features, width 1, 16 blocks, k 4, d 16 (4,877,812
     parameters at x2). gate_region 'tile' reproduces the reference inference: in eval mode, when both
     sides of the input are >= 4 * tile_size, the body runs on tile_size tiles (reflect pad 4,
-    stride tile_size - 16), each with its own gates; the 5x5 skip runs on the whole image."""
+    stride tile_size - 16), each with its own gates; the 5x5 skip runs on the whole image.
+    `conv` lays another conv variant over the sparse-group body at the positions it names:
+    `{type: csc, where: first}` makes the head a CSC layer; `where: all` also replaces the body."""
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
                  upscale: int = 4, width_mult: int = 1, k: int = 4, d: int = 16, gate: GateType = "softmax",
                  temperature: float = 1.0, img_mean: float = 0.5,
-                 gate_region: Literal["image", "tile"] = "image", tile_size: int = 48):
+                 gate_region: Literal["image", "tile"] = "image", tile_size: int = 48,
+                 conv: Optional[dict] = None):
         if tile_size <= 2 * TILE_PAD + TILE_OVERLAP:
             raise OptionError(f"network_g.tile_size: must be > {2 * TILE_PAD + TILE_OVERLAP}, got {tile_size}")
         sparse = conv_variant({"type": "sparse_group", "k": k, "d": d, "gate": gate,
                                "temperature": temperature}, where="network_g")
+        if conv is not None:
+            sparse = LayeredVariant(conv_variant(conv), sparse)
         super().__init__(num_in_ch, num_out_ch, num_feat, num_block, upscale, width_mult, img_mean, conv=sparse)
         self.gate_region = gate_region
         self.tile_size = tile_size if gate_region == "tile" else None

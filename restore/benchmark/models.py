@@ -36,7 +36,7 @@ class BenchModel:
 
 def parse_model_spec(spec: str, param_key: Optional[str] = None) -> BenchModel:
     """`[LABEL=]SOURCE`; SOURCE is an option file (.yml/.yaml), `ARCH:CHECKPOINT[,key=value,...]`
-    (arch options after the checkpoint), or a named model of the zoo."""
+    (arch options after the checkpoint), or a named model of the zoo `NAME[,key=value,...]`."""
     label, sep, source = spec.partition("=")
     if not sep or os.sep in label or label.endswith((".yml", ".yaml")) or ":" in label:
         label, source = "", spec
@@ -50,7 +50,8 @@ def parse_model_spec(spec: str, param_key: Optional[str] = None) -> BenchModel:
         ckpt, *opts = rest.split(",")
         loaded = load_model(ckpt=ckpt or None, arch=arch, arch_opts=opts, param_key=param_key)
     else:
-        loaded = load_model(model=source, param_key=param_key)
+        name, *opts = source.split(",")
+        loaded = load_model(model=name, arch_opts=opts, param_key=param_key)
     return BenchModel(label or loaded.label, source, loaded)
 
 

@@ -3,11 +3,12 @@
     restore-csc-calibrate -opt options/test/CSC/test_DnCNN_CSC_gray.yml --val-dir Kodak24 --crop 160
 
 Reads network_g and path.pretrain_network_g from the option file (a test or train file). For each
-noise level it adds seeded Gaussian noise to the validation images, measures the first CSC layer's
-reconstruction residual at the trained lambda and sweeps lambda = m x trained over a grid of
-multipliers m; the best m per level against the residual gives a straight line m(sqrt(residual)),
-saved with the checkpoint as <checkpoint>.csc_lambda.json (or --out). `restore-test --csc-lambda
-auto` then sets lambda per image from its residual. Use a validation set that is neither a training
+noise level it adds seeded Gaussian noise to the validation images, measures at the first CSC layer's
+input a wavelet estimate of the noise level (--feature noise_sigma, default; or the layer's residual
+at the trained lambda) and sweeps lambda = m x trained over a grid of multipliers m; the best m per
+level against the measurement gives a straight line m(feature), saved with the checkpoint as
+<checkpoint>.csc_lambda.json (or --out). `restore-test --csc-lambda auto` then sets lambda per image
+from its own measurement. Use a validation set that is neither a training
 nor a test set (e.g. Kodak24 for nets tested on Set12/BSD68).
 """
 import argparse
@@ -17,7 +18,7 @@ import numpy as np
 
 from restore.cli.common import entry
 from restore.csc.calibrate import DEFAULT_MULTIPLIERS, fit_rows, sweep
-from restore.csc.lambda_fit import fit_path_for
+from restore.csc.lambda_fit import FEATURES, fit_path_for
 from restore.data.transforms import to_color_mode
 from restore.models import build_model
 from restore.utils.errors import RestoreError
@@ -44,8 +45,10 @@ def build_parser():
                    help="lambda multipliers swept (default 2^(k/4), k = -8..8: 0.25 ... 4)")
     p.add_argument("--apply-to", choices=["all", "first"], default="all",
                    help="which CSC layers the multiplier scales (default all)")
-    p.add_argument("--feature", choices=["sqrt_residual", "residual"], default="sqrt_residual",
-                   help="regress the multiplier on sqrt(residual) (default) or the residual")
+    p.add_argument("--feature", choices=list(FEATURES), default="noise_sigma",
+                   help="regress the multiplier on the wavelet noise estimate of the first CSC layer's "
+                        "input (noise_sigma, default), or on its residual at the trained lambda "
+                        "(sqrt_residual, residual: dominated by image content on natural images)")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation noise")
     p.add_argument("--out", help="fit file (default: beside the checkpoint, <name>.csc_lambda.json)")
     p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
@@ -93,12 +96,13 @@ def main(argv) -> int:
     fit = fit_rows(rows, args.feature, args.apply_to, info)
     out = args.out or fit_path_for(checkpoint)
     fit.save(out)
-    print("| sigma | residual | best m | PSNR m=1 | best PSNR |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| sigma | noise estimate (0-255) | residual | best m | PSNR m=1 | best PSNR |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['sigma']:g} | {r['residual']:.3e} | {r['best_multiplier']:.3f} | "
+        print(f"| {r['sigma']:g} | {255 * r['noise_sigma']:.2f} | {r['residual']:.3e} | {r['best_multiplier']:.3f} | "
               f"{r['psnr_at_1']:.2f} | {r['best_psnr']:.2f} |")
-    print(f"m = {fit.slope:.4g} * {'sqrt(r)' if args.feature == 'sqrt_residual' else 'r'} "
+    feature = {"sqrt_residual": "sqrt(r)", "residual": "r", "noise_sigma": "sigma_hat"}[args.feature]
+    print(f"m = {fit.slope:.4g} * {feature} "
           f"+ {fit.intercept:.4g}, clipped to [{fit.m_min:g}, {fit.m_max:g}] (R^2 {fit.info['r2']:.3f})")
     print(f"saved {out}")
     return 0

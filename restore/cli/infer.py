@@ -36,7 +36,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt", help="a network checkpoint (.pth or .safetensors); needs --arch")
     g.add_argument("--arch", help="the registered arch of --ckpt, e.g. EDSR, NSR, WDSR, DnCNN")
     g.add_argument("--arch-opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="arch options, e.g. upscale=2 num_feat=32 (values read as YAML)")
+                   help="arch options, e.g. upscale=2 num_feat=32 (values read as YAML); with --model "
+                        "only those that keep the weights' shapes, e.g. gate_region=tile")
     g.add_argument("--model", help=f"a named pretrained model (see --list-models; ${ZOO_ENV} adds more)")
     g.add_argument("--param-key", help="which weights of the checkpoint: params_ema (default, falls back "
                                        "to params) or params")

@@ -1,18 +1,20 @@
 """Calibrating a CSC denoiser's test-time lambda on a validation set (SDNet's "robust inference",
 made per image).
 
-For each noise level sigma: add seeded Gaussian noise to every validation image, measure the first
-CSC layer's residual r at the trained lambda, then sweep the lambda multiplier m over a grid and
-record the mean PSNR (outputs rounded to 8 bits, as in validation). The best m per level against
-the mean residual of that level gives the points of a straight line m(f(r)) (restore/csc/lambda_fit.py),
-which "auto" evaluates per test image.
+For each noise level sigma: add seeded Gaussian noise to every validation image, measure at the first
+CSC layer's input the noise-level estimate and the residual r at the trained lambda, then sweep the
+lambda multiplier m over a grid and record the mean PSNR (outputs rounded to 8 bits, as in
+validation). The best m per level against the mean measurement of that level gives the points of a
+straight line m(f) (restore/csc/lambda_fit.py), which "auto" evaluates per test image.
 """
 import numpy as np
 import torch
 from torch import nn
 
-from restore.csc.control import first_layer_residual, reset_csc_lambda, scale_csc_lambda
+from restore.csc.control import first_layer_measure, reset_csc_lambda, scale_csc_lambda
 from restore.csc.lambda_fit import ApplyTo, Feature, LambdaFit, feature_of
+
+MEASURES = {"residual": "residual", "sqrt_residual": "residual", "noise_sigma": "noise_sigma"}  # feature -> row key
 from restore.data.degradations import add_gaussian_noise
 from restore.metrics.psnr_ssim import calculate_psnr
 from restore.utils.img_io import img2tensor, tensor2img
@@ -35,8 +37,8 @@ def _psnr(net: nn.Module, lq: torch.Tensor, gt_u8: np.ndarray) -> float:
 @torch.no_grad()
 def sweep(net: nn.Module, images: list[np.ndarray], sigmas, multipliers=DEFAULT_MULTIPLIERS,
           apply_to: ApplyTo = "all", seed: int = 0, device="cpu", progress=None) -> list[dict]:
-    """One row per sigma: mean residual at the trained lambda, mean PSNR per multiplier, the best
-    multiplier. `images` are float32 HWC in [0, 1] (their 8-bit values are the ground truth)."""
+    """One row per sigma: mean residual at the trained lambda and mean noise estimate at the first
+    CSC layer, mean PSNR per multiplier, the best multiplier. `images` are float32 HWC in [0, 1] (their 8-bit values are the ground truth)."""
     net = net.eval()
     gts = [(img * 255).round().clip(0, 255).astype(np.uint8) for img in images]
     rows = []
@@ -44,7 +46,8 @@ def sweep(net: nn.Module, images: list[np.ndarray], sigmas, multipliers=DEFAULT_
         for sigma in sigmas:
             lqs = [img2tensor(lq).unsqueeze(0).to(device) for lq in noisy_versions(images, sigma, seed)]
             reset_csc_lambda(net)
-            residuals = [float(first_layer_residual(net, lq)[0]) for lq in lqs]
+            residuals = [float(first_layer_measure(net, lq, "residual")[0]) for lq in lqs]
+            sigmas_hat = [float(first_layer_measure(net, lq, "noise_sigma")[0]) for lq in lqs]
             psnr = []
             for m in multipliers:
                 scale_csc_lambda(net, float(m), apply_to)
@@ -53,7 +56,8 @@ def sweep(net: nn.Module, images: list[np.ndarray], sigmas, multipliers=DEFAULT_
                     progress(sigma, m, psnr[-1])
             best = int(np.argmax(psnr))
             rows.append({"sigma": float(sigma), "residual": float(np.mean(residuals)),
-                         "residual_per_image": residuals, "multipliers": [float(m) for m in multipliers],
+                         "residual_per_image": residuals, "noise_sigma": float(np.mean(sigmas_hat)),
+                         "noise_sigma_per_image": sigmas_hat, "multipliers": [float(m) for m in multipliers],
                          "psnr": psnr, "best_multiplier": float(multipliers[best]),
                          "best_psnr": psnr[best], "psnr_at_1": _at_one(multipliers, psnr)})
     finally:
@@ -68,16 +72,17 @@ def _at_one(multipliers, psnr):
     return None
 
 
-def fit_rows(rows: list[dict], feature: Feature = "sqrt_residual", apply_to: ApplyTo = "all",
+def fit_rows(rows: list[dict], feature: Feature = "noise_sigma", apply_to: ApplyTo = "all",
              info: dict | None = None) -> LambdaFit:
-    """The line through (f(mean residual), best multiplier) of every sigma; the multiplier range
+    """The line through (f(mean measurement), best multiplier) of every sigma; the multiplier range
     is the swept one."""
     multipliers = rows[0]["multipliers"]
-    points = [{k: r[k] for k in ("sigma", "residual", "best_multiplier", "best_psnr", "psnr_at_1")}
-              for r in rows]
-    fit = LambdaFit.from_points([r["residual"] for r in rows], [r["best_multiplier"] for r in rows],
+    keys = ("sigma", "residual", "noise_sigma", "best_multiplier", "best_psnr", "psnr_at_1")
+    points = [{k: r[k] for k in keys if k in r} for r in rows]
+    measures = np.array([r[MEASURES[feature]] for r in rows])
+    fit = LambdaFit.from_points(measures, [r["best_multiplier"] for r in rows],
                                 (min(multipliers), max(multipliers)), feature, apply_to, points, info)
-    x = feature_of(np.array([r["residual"] for r in rows]), feature)
+    x = feature_of(measures, feature)
     y = np.array([r["best_multiplier"] for r in rows])
     pred = fit.slope * x + fit.intercept
     fit.info["r2"] = float(1 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-30))

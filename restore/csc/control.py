@@ -1,10 +1,10 @@
 """Setting lambda on every CSC layer of a trained net at test time: a fixed value, a multiplier of the
-trained values, or "auto" (per image, from the first CSC layer's reconstruction residual).
+trained values, or "auto" (per image, from a feature of the first CSC layer's input).
 
-Auto mode is a forward pre-hook on the first CSC layer (the one that sees the image): it codes the
-input once at the trained lambda, measures the residual r, sets every target layer's
-`lambda_scale` to the fit's multiplier m(r) (one per sample) and lets the forward run. The extra
-cost is one pass of that layer plus one synthesis.
+Auto mode is a forward pre-hook on the first CSC layer (the one that sees the image): it measures the
+fit's feature of its input (the noise-level estimate, or the layer's residual at the trained lambda:
+one extra pass of that layer plus one synthesis), sets every target layer's `lambda_scale` to the
+fit's multiplier (one per sample) and lets the forward run.
 """
 from typing import Optional, Union
 
@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from restore.archs.layers.csc_conv import CSCConv2d, csc_layers
-from restore.csc.lambda_fit import ApplyTo, LambdaFit, fit_path_for
+from restore.csc.lambda_fit import ApplyTo, Feature, LambdaFit, fit_path_for
+from restore.csc.noise_estimate import estimate_noise_sigma
 from restore.utils.errors import RestoreError
+
 
 class _StopForward(Exception):
     """Raised by a probe hook once it has what it needs, so the rest of the net is not run."""
@@ -38,9 +40,16 @@ class _AutoLambda:
     def __call__(self, first: CSCConv2d, args):
         for layer in self.targets:
             layer.lambda_scale = 1.0
-        multiplier = self.fit.multiplier(first.reconstruction_residual(args[0]))
+        multiplier = self.fit.multiplier(measure(first, args[0], self.fit.feature))
         for layer in self.targets:
             layer.lambda_scale = multiplier
+
+
+def measure(layer: CSCConv2d, x: torch.Tensor, feature: Feature) -> torch.Tensor:
+    """The raw per-sample measurement behind `feature` for the input x of a CSC layer."""
+    if feature == "noise_sigma":
+        return estimate_noise_sigma(x)
+    return layer.reconstruction_residual(x)
 
 
 def reset_csc_lambda(model: nn.Module) -> None:
@@ -76,14 +85,15 @@ def set_csc_lambda(model: nn.Module, value: Union[None, float, LambdaFit]) -> No
         layer.lambda_override = float(value)
 
 
-def first_layer_residual(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The first CSC layer's reconstruction residual per sample for the net input `x`, at the
-    layers' current lambda; only the part of the net before that layer is run."""
+def first_layer_measure(model: nn.Module, x: torch.Tensor, feature: Feature = "sqrt_residual") -> torch.Tensor:
+    """The measurement of `feature` (the reconstruction residual at the layers' current lambda,
+    or the noise-level estimate) per sample at the first CSC layer for the net input `x`; only the
+    part of the net before that layer is run."""
     first = _layers(model)[0]
     found = {}
 
     def probe(module, args):
-        found["r"] = module.reconstruction_residual(args[0])
+        found["r"] = measure(module, args[0], feature)
         raise _StopForward
 
     handle = first.register_forward_pre_hook(probe)
@@ -121,3 +131,8 @@ def apply_csc_lambda_option(model: nn.Module, text: Optional[str], checkpoint: O
         raise RestoreError(f"--csc-lambda: expected auto, auto:FIT.json, trained or a number, got {text!r}") from None
     set_csc_lambda(model, value)
     return f"CSC lambda: {value:g} on every CSC layer"
+
+
+def first_layer_residual(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The first CSC layer's reconstruction residual per sample (see first_layer_measure)."""
+    return first_layer_measure(model, x, "residual")

@@ -1,9 +1,14 @@
-"""The test-time lambda rule of a CSC net: lambda multiplier m = slope * f(r) + intercept, clipped.
+"""The test-time lambda rule of a CSC net: lambda multiplier m = slope * f + intercept, clipped,
+with f a per-image feature of the first CSC layer's input x (`feature`):
 
-r is the first CSC layer's reconstruction residual ||x - A z||^2 / (C H W) measured at the trained
-lambda, f(r) = sqrt(r) (`feature: sqrt_residual`, the default: for noise of level sigma the residual
-grows like sigma^2 while the best threshold grows like sigma) or r itself (`residual`, SDNet's
-straight line). The multiplier scales the trained lambda of the CSC layers named by `apply_to`.
+- `noise_sigma` (what restore-csc-calibrate fits by default): the wavelet MAD estimate of the noise
+  level of x (restore/csc/noise_estimate.py), which image content hardly moves;
+- `sqrt_residual`: sqrt(r), r = ||x - A z||^2 / (C H W) the layer's reconstruction residual at the
+  trained lambda (for noise of level sigma r grows like sigma^2, the best threshold like sigma);
+- `residual`: r itself (SDNet's straight line).
+
+The residual features are dominated by image content on natural images (README, CSC layers); they
+are kept for the comparison. The multiplier scales the trained lambda of the layers named by `apply_to`.
 
 Stored as a small JSON file beside the checkpoint: `<checkpoint without .pth>.csc_lambda.json`,
 holding the rule and the calibration points it was fitted to.
@@ -20,7 +25,8 @@ from restore.utils.errors import RestoreError
 from restore.utils.img_io import atomic_write_bytes
 
 FORMAT = "restore-csc-lambda-fit/1"
-Feature = Literal["sqrt_residual", "residual"]
+Feature = Literal["noise_sigma", "sqrt_residual", "residual"]
+FEATURES = ("noise_sigma", "sqrt_residual", "residual")
 ApplyTo = Literal["all", "first"]
 
 
@@ -30,8 +36,11 @@ def fit_path_for(checkpoint: str) -> str:
     return (base if ext in (".pth", ".pt", ".safetensors") else checkpoint) + ".csc_lambda.json"
 
 
-def feature_of(residual, feature: Feature):
-    return np.sqrt(residual) if feature == "sqrt_residual" else residual
+def feature_of(measure, feature: Feature):
+    """f of the raw measurement (a residual, or a noise level for noise_sigma); numpy or torch."""
+    if feature == "sqrt_residual":
+        return measure.clamp_min(0).sqrt() if isinstance(measure, torch.Tensor) else np.sqrt(measure)
+    return measure
 
 
 @dataclass
@@ -42,14 +51,16 @@ class LambdaFit:
     m_max: float
     feature: Feature = "sqrt_residual"
     apply_to: ApplyTo = "all"
-    points: list = field(default_factory=list)   # [{sigma, residual, best_multiplier, ...}]
+    points: list = field(default_factory=list)   # [{sigma, residual, noise_sigma, best_multiplier, ...}]
     info: dict = field(default_factory=dict)     # what it was calibrated on
 
     @classmethod
-    def from_points(cls, residuals, best_multipliers, m_range, feature: Feature = "sqrt_residual",
+    def from_points(cls, measures, best_multipliers, m_range, feature: Feature = "sqrt_residual",
                     apply_to: ApplyTo = "all", points=(), info=None) -> "LambdaFit":
-        """Least-squares line through (f(residual), best multiplier); a constant for one point."""
-        x = feature_of(np.asarray(residuals, dtype=np.float64), feature)
+        """Least-squares line through (f(measure), best multiplier); a constant for one point."""
+        if feature not in FEATURES:
+            raise RestoreError(f"csc lambda fit: unknown feature {feature!r} (one of {', '.join(FEATURES)})")
+        x = feature_of(np.asarray(measures, dtype=np.float64), feature)
         y = np.asarray(best_multipliers, dtype=np.float64)
         if len(x) == 0:
             raise RestoreError("csc lambda fit: no calibration points")
@@ -60,10 +71,9 @@ class LambdaFit:
         return cls(slope, intercept, float(min(m_range)), float(max(m_range)), feature, apply_to,
                    list(points), dict(info or {}))
 
-    def multiplier(self, residual: torch.Tensor) -> torch.Tensor:
-        """The lambda multiplier for each residual (a tensor of any shape)."""
-        f = residual.clamp_min(0).sqrt() if self.feature == "sqrt_residual" else residual
-        return (self.slope * f + self.intercept).clamp(self.m_min, self.m_max)
+    def multiplier(self, measure: torch.Tensor) -> torch.Tensor:
+        """The lambda multiplier for each measurement (a tensor of any shape) of this fit's feature."""
+        return (self.slope * feature_of(measure, self.feature) + self.intercept).clamp(self.m_min, self.m_max)
 
     def save(self, path: str) -> None:
         data = {"format": FORMAT, **asdict(self)}
@@ -81,6 +91,9 @@ class LambdaFit:
         if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
             raise RestoreError(f"{path}: not a CSC lambda fit (expected format {FORMAT})")
         try:
-            return cls(**data)
+            fit = cls(**data)
         except TypeError as e:
             raise RestoreError(f"{path}: malformed CSC lambda fit ({e})") from None
+        if fit.feature not in FEATURES:
+            raise RestoreError(f"{path}: unknown feature {fit.feature!r} (one of {', '.join(FEATURES)})")
+        return fit

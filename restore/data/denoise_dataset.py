@@ -26,8 +26,9 @@ class DenoiseDataset(GTOnlyDataset):
                  io_backend: dict | None = None, sigma: float | None = None,
                  sigma_range: list[float] | None = None, clip: bool = False,
                  poisson_peak: float | None = None, gt_size: int | None = None,
-                 use_hflip: bool = True, use_rot: bool = True, color: Literal["gray", "rgb"] = "rgb"):
-        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot)
+                 use_hflip: bool = True, use_rot: bool = True, color: Literal["gray", "rgb"] = "rgb",
+                 exclude: list[str] | None = None):
+        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude)
         where = f"datasets.{phase}"
         if (sigma is None) == (sigma_range is None):
             raise RestoreError(f"{where}: give exactly one of sigma (fixed level) and sigma_range (blind)")

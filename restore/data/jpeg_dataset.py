@@ -23,8 +23,9 @@ class JPEGDataset(GTOnlyDataset):
                  io_backend: dict | None = None, quality: int | None = None,
                  quality_range: list[int] | None = None, gt_size: int | None = None,
                  use_hflip: bool = True, use_rot: bool = True,
-                 color: Literal["gray", "y", "rgb"] = "gray"):
-        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot)
+                 color: Literal["gray", "y", "rgb"] = "gray",
+                 exclude: list[str] | None = None):
+        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude)
         where = f"datasets.{phase}"
         if (quality is None) == (quality_range is None):
             raise RestoreError(f"{where}: give exactly one of quality (fixed) and quality_range (blind)")

@@ -127,12 +127,15 @@ def model_from_options(opt_path: str, param_key: Optional[str] = None,
     return _finish(net, dict(raw["network_g"]), weights, str(raw.get("name") or os.path.basename(opt_path)))
 
 
-def model_from_zoo(name: str, param_key: str = "params_ema") -> LoadedModel:
+def model_from_zoo(name: str, param_key: str = "params_ema", arch_opts: Sequence[str] = ()) -> LoadedModel:
+    """A named model; `arch_opts` (key=value) change options that do not change the weights' shapes,
+    e.g. gate_region=tile for NSR."""
     entry = get_zoo_entry(name)
-    net = _build(dict(entry.network_g), f"{entry.origin}: {name}.network_g")
+    network_g = {**entry.network_g, **parse_arch_options(arch_opts)}
+    net = _build(network_g, f"{entry.origin}: {name}.network_g")
     weights = check_weights(entry)
     _load_weights(net, weights, param_key, True, f"--model {name}")
-    return _finish(net, dict(entry.network_g), weights, name)
+    return _finish(net, network_g, weights, name)
 
 
 def load_model(opt: Optional[str] = None, ckpt: Optional[str] = None, arch: Optional[str] = None,
@@ -144,12 +147,12 @@ def load_model(opt: Optional[str] = None, ckpt: Optional[str] = None, arch: Opti
     if len(given) != 1:
         raise OptionError("name the network one way: -opt FILE, --ckpt FILE --arch NAME, or --model NAME"
                           + (f" (got {' and '.join(given)})" if given else ""))
-    if arch_opts and not arch:
-        raise OptionError("--arch-opt needs --arch")
+    if arch_opts and not (arch or model):
+        raise OptionError("--arch-opt needs --arch or --model")
     if opt:
         return model_from_options(opt, param_key, data_root)
     if model:
-        return model_from_zoo(model, param_key or "params_ema")
+        return model_from_zoo(model, param_key or "params_ema", arch_opts)
     if not arch:
         raise OptionError(f"--ckpt {ckpt}: also give --arch (a checkpoint holds weights, not the network)")
     return model_from_checkpoint(ckpt, arch, arch_opts, param_key or "params_ema", strict)

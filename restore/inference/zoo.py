@@ -3,12 +3,14 @@
 An entry maps a name to a `network_g` block and a weight file (plus an optional SHA256 of the file,
 checked before loading). Entries come from three places, later ones overriding earlier ones:
 
-1. `BUILTIN`: models shipped with the package, weights under restore/inference/weights/
-   (none yet: no pretrained weights have been released);
+1. the models shipped with the package: restore/inference/weights/zoo.yml beside their weights
+   (written by scripts/zoo_release.py; model cards in docs/zoo/);
 2. YAML files named in $RESTORE_ZOO (separated by os.pathsep), each a mapping
-   `NAME: {network_g: {...}, weights: file, task: sr|denoise|jpeg, description: ..., sha256: ...}`
-   with `weights` relative to the YAML file;
+   `NAME: {network_g: {...}, weights: file, task: sr|denoise|jpeg, description: ..., sha256: ...,
+   card: file, options: file}` with file paths relative to the YAML file;
 3. `register_model(...)` calls from Python.
+
+From Python: `restore.inference.load_model(model="nsr_sr_x2").net` is the eval-mode network.
 """
 import hashlib
 import os
@@ -21,7 +23,8 @@ from restore.utils.yaml_io import load_yaml
 
 ZOO_ENV = "RESTORE_ZOO"
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
-ENTRY_KEYS = {"network_g", "weights", "task", "description", "sha256"}
+BUILTIN_LIST = os.path.join(WEIGHTS_DIR, "zoo.yml")
+ENTRY_KEYS = {"network_g", "weights", "task", "description", "sha256", "card", "options"}
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,9 @@ class ZooEntry:
     description: str = ""
     sha256: Optional[str] = None
     origin: str = field(default="", compare=False)   # where the entry was defined, for messages
+    card: str = ""                    # the model card (Markdown), relative to the repository
+    options: str = ""                 # the training option file that reproduces the weights
 
-
-# name -> entry dict with `weights` relative to WEIGHTS_DIR
-BUILTIN: dict[str, dict] = {}
 
 _registered: dict[str, ZooEntry] = {}
 
@@ -57,7 +59,8 @@ def _entry(name: str, block, base_dir: str, origin: str) -> ZooEntry:
     if not os.path.isabs(weights):
         weights = os.path.normpath(os.path.join(base_dir, weights))
     return ZooEntry(name, dict(block["network_g"]), weights, str(block.get("task") or ""),
-                    str(block.get("description") or ""), block.get("sha256"), origin)
+                    str(block.get("description") or ""), block.get("sha256"), origin,
+                    str(block.get("card") or ""), str(block.get("options") or ""))
 
 
 def _from_yaml(path: str) -> dict[str, ZooEntry]:
@@ -87,8 +90,7 @@ def unregister_model(name: str) -> None:
 
 def zoo_entries() -> dict[str, ZooEntry]:
     """Every known model, by name."""
-    entries = {name: _entry(name, block, WEIGHTS_DIR, "restore.inference.zoo.BUILTIN")
-               for name, block in BUILTIN.items()}
+    entries = _from_yaml(BUILTIN_LIST) if os.path.isfile(BUILTIN_LIST) else {}
     for path in filter(None, os.environ.get(ZOO_ENV, "").split(os.pathsep)):
         entries.update(_from_yaml(path))
     entries.update(_registered)
@@ -98,7 +100,7 @@ def zoo_entries() -> dict[str, ZooEntry]:
 def get_zoo_entry(name: str) -> ZooEntry:
     entries = zoo_entries()
     if name not in entries:
-        known = ", ".join(entries) if entries else f"none (no pretrained weights ship yet; list your own in ${ZOO_ENV})"
+        known = ", ".join(entries) if entries else f"none (list your own in ${ZOO_ENV})"
         raise RestoreError(f"--model {name}: unknown model{did_you_mean(name, entries)}; known: {known}")
     return entries[name]
 

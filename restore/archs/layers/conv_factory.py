@@ -50,6 +50,11 @@ class ConvVariant:
               weight_norm: bool) -> nn.Module:
         raise NotImplementedError
 
+    def build_at(self, position: str, in_ch: int, out_ch: int, kernel_size: int, stride: int, bias: bool,
+                 weight_norm: bool) -> nn.Module:
+        """The layer for a conv at `position` (one this variant replaces)."""
+        return self.build(in_ch, out_ch, kernel_size, stride, bias, weight_norm)
+
 
 @CONV_VARIANTS.register(name="plain")
 class PlainConv(ConvVariant):
@@ -57,6 +62,20 @@ class PlainConv(ConvVariant):
 
     def build(self, in_ch, out_ch, kernel_size, stride, bias, weight_norm):
         return plain_conv(in_ch, out_ch, kernel_size, stride, bias, weight_norm)
+
+
+class LayeredVariant(ConvVariant):
+    """`top` where it replaces a position, else `base`: how an arch with a built-in variant (NSR's
+    sparse-group body) still takes a user's `conv` option (e.g. a CSC first layer)."""
+
+    def __init__(self, top: ConvVariant, base: ConvVariant):
+        self.top, self.base = top, base
+        self.where = top.where
+        self.positions = top.positions | base.positions
+
+    def build_at(self, position, in_ch, out_ch, kernel_size, stride, bias, weight_norm):
+        variant = self.top if self.top.replaces(position) else self.base
+        return variant.build_at(position, in_ch, out_ch, kernel_size, stride, bias, weight_norm)
 
 
 def conv_variant(conv_opt, where: str = DEFAULT_WHERE) -> ConvVariant:
@@ -86,7 +105,7 @@ def make_conv(conv_opt, in_ch: int, out_ch: int, kernel_size: int, stride: int =
     if not variant.replaces(position):
         return plain_conv(in_ch, out_ch, kernel_size, stride, bias, weight_norm)
     try:
-        return variant.build(in_ch, out_ch, kernel_size, stride, bias, weight_norm)
+        return variant.build_at(position, in_ch, out_ch, kernel_size, stride, bias, weight_norm)
     except ValueError as e:
         raise OptionError(f"{variant.where}: {e}") from None
 

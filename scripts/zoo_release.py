@@ -1,0 +1,219 @@
+"""Release a trained model into the zoo: weights, checksum, manifest entry, benchmark and model card.
+
+    python scripts/zoo_release.py nsr_sr_x2            # after restore-train -opt options/train/zoo/nsr_sr_x2.yml
+    python scripts/zoo_release.py nsr_sr_x2 --stages weights     # only export the weights
+    python scripts/zoo_release.py nsr_sr_x2 --stages bench card  # re-run the benchmark, rewrite the card
+    python scripts/zoo_release.py --readme-table                 # the README's zoo tables, from results/zoo/
+
+Stages (default: all, in this order):
+  weights  the final EMA network of experiments/zoo_NAME/models/net_g_latest.pth (refused unless the
+           run reached train.total_iter) -> restore/inference/weights/NAME.safetensors (fp32, params
+           only), its SHA256, and the entry in restore/inference/weights/zoo.yml;
+  bench    restore-bench on the model's test sets, by name (so it checks the shipped file), into
+           results/zoo/NAME/ (SR models also with gate_region=tile);
+  card     docs/zoo/NAME.md: data, option file, iterations and wall time (from the training log),
+           parameters, MACs per pixel, checksum and the benchmark tables, with the commands.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from restore.cli.benchmark import main as bench_main  # noqa: E402
+from restore.cli.common import run_cli  # noqa: E402
+from restore.inference.zoo import BUILTIN_LIST, WEIGHTS_DIR, sha256_of  # noqa: E402
+from restore.utils.checkpoint import extract_state_dict, load_safely, save_network_file  # noqa: E402
+from restore.utils.errors import RestoreError  # noqa: E402
+from restore.utils.img_io import atomic_write_bytes  # noqa: E402
+from restore.utils.yaml_io import load_yaml  # noqa: E402
+
+# task -> restore-bench arguments (the issue's benchmark protocol for each kind of model)
+BENCH = {
+    "sr": lambda scale: ["--sets", "Set5", "Set14", "BSD100", "--scales", str(scale)],
+    "denoise": lambda scale: ["--sets", "Set12", "BSD68", "--sigmas", "15", "25", "50"],
+    "jpeg": lambda scale: ["--sets", "LIVE1", "Classic5", "--qualities", "10", "20", "30", "40"],
+}
+DESCRIPTIONS = {
+    "nsr_sr_x2": "NSR x2 super-resolution (RGB), T91 + BSD200, CPU-trained",
+    "nsr_sr_x4": "NSR x4 super-resolution (RGB), T91 + BSD200, from nsr_sr_x2, CPU-trained",
+    "nsr_dn_gray_blind": "NSR gray denoiser, any sigma in [0, 55], Train400 + BSD200, CPU-trained",
+    "nsr_jpeg_gray_blind": "NSR gray (Y) JPEG deblocker, quality 10-40, T91 + BSD200, CPU-trained",
+}
+
+
+def option_file(name: str) -> str:
+    return os.path.join("options", "train", "zoo", f"{name}.yml")
+
+
+def read_options(name: str) -> dict:
+    path = os.path.join(ROOT, option_file(name))
+    if not os.path.isfile(path):
+        raise RestoreError(f"{path}: no zoo option file for '{name}'")
+    with open(path, encoding="utf-8") as f:
+        return load_yaml(f.read(), path)
+
+
+def task_of(opt: dict) -> str:
+    kind = opt["datasets"]["train"]["type"]
+    return {"SRImageDataset": "sr", "DenoiseDataset": "denoise", "JPEGDataset": "jpeg"}[kind]
+
+
+def experiment_dir(opt: dict) -> str:
+    return os.path.join(ROOT, "experiments", opt["name"])
+
+
+def training_record(opt: dict) -> dict:
+    """Iterations reached and wall time, from the 'done:' lines of the experiment's training logs
+    (a resumed run adds its pieces)."""
+    minutes, runs, last = 0.0, 0, None
+    for log in sorted(glob.glob(os.path.join(experiment_dir(opt), f"train_{opt['name']}_*.log"))):
+        with open(log, encoding="utf-8", errors="replace") as f:
+            text = f.read().replace("\r", "\n")
+        for m in re.finditer(r"INFO: done: (\d+) iterations \((\d+) in this run, ([\d.]+) min wall time\)", text):
+            last, runs, minutes = int(m.group(1)), runs + 1, minutes + float(m.group(3))
+        for m in re.finditer(r"INFO: SIG\w+: saved the state of iteration (\d+)", text):
+            runs += 1
+    if last is None:
+        raise RestoreError(f"{experiment_dir(opt)}: no finished training log (run restore-train -opt "
+                           f"{option_file(opt['name'][4:])} first)")
+    return {"iterations": last, "wall_minutes": minutes, "log_pieces": runs}
+
+
+def stage_weights(name: str, opt: dict) -> dict:
+    record = training_record(opt)
+    if record["iterations"] != opt["train"]["total_iter"]:
+        raise RestoreError(f"{name}: the run stopped at iteration {record['iterations']}, not at "
+                           f"train.total_iter {opt['train']['total_iter']}")
+    ckpt = os.path.join(experiment_dir(opt), "models", "net_g_latest.pth")
+    ema = extract_state_dict(load_safely(ckpt), "params_ema", ckpt)
+    os.makedirs(WEIGHTS_DIR, exist_ok=True)
+    weights = os.path.join(WEIGHTS_DIR, f"{name}.safetensors")
+    save_network_file(weights, {k: v.float() for k, v in ema.items()})
+    entries = {}
+    if os.path.isfile(BUILTIN_LIST):
+        with open(BUILTIN_LIST, encoding="utf-8") as f:
+            entries = load_yaml(f.read(), BUILTIN_LIST) or {}
+    entries[name] = {"task": task_of(opt), "description": DESCRIPTIONS.get(name, name),
+                     "network_g": dict(opt["network_g"]), "weights": f"{name}.safetensors",
+                     "sha256": sha256_of(weights), "card": f"docs/zoo/{name}.md", "options": option_file(name)}
+    text = ("# The models shipped with restore (written by scripts/zoo_release.py; do not edit by hand).\n"
+            + yaml.safe_dump(dict(sorted(entries.items())), sort_keys=False, width=120))
+    atomic_write_bytes(BUILTIN_LIST, text.encode())
+    print(f"{weights}: {os.path.getsize(weights) / 1e6:.2f} MB, sha256 {entries[name]['sha256']}")
+    return record
+
+
+def bench_args(name: str, opt: dict) -> list[str]:
+    task = task_of(opt)
+    models = ["--model", name]
+    if task == "sr":
+        models += ["--model", f"{name}_tile={name},gate_region=tile"]
+    return models + BENCH[task](opt.get("scale", 1)) + ["-o", os.path.join("results", "zoo", name),
+                                                        "--no-html", "--latency-runs", "3", "--no-progress"]
+
+
+def stage_bench(name: str, opt: dict) -> None:
+    code = run_cli(bench_main, bench_args(name, opt))
+    if code:
+        raise RestoreError(f"restore-bench failed for {name} (exit {code})")
+
+
+def stage_card(name: str, opt: dict) -> None:
+    results = os.path.join(ROOT, "results", "zoo", name, "results.md")
+    if not os.path.isfile(results):
+        raise RestoreError(f"{results}: run the bench stage first")
+    with open(results, encoding="utf-8") as f:
+        bench = f.read().split("\n", 1)[1].strip()  # drop its '# Benchmark' title
+    with open(BUILTIN_LIST, encoding="utf-8") as f:
+        entry = load_yaml(f.read(), BUILTIN_LIST)[name]
+    record = training_record(opt)
+    train = opt["datasets"]["train"]
+    data = train["dataroot_gt"] if isinstance(train["dataroot_gt"], list) else [train["dataroot_gt"]]
+    degradation = {k: train[k] for k in ("sigma_range", "sigma", "quality_range", "quality", "color", "exclude")
+                   if k in train}
+    weights = os.path.join(WEIGHTS_DIR, f"{name}.safetensors")
+    lines = [
+        f"# {name}", "", entry["description"] + ".", "",
+        "| | |", "|---|---|",
+        f"| task | {entry['task']}{' x' + str(opt['scale']) if entry['task'] == 'sr' else ''} |",
+        f"| network_g | `{yaml.safe_dump(opt['network_g'], default_flow_style=True, width=1000).strip()}` |",
+        f"| training data | {', '.join(os.path.basename(d) for d in data)}"
+        f"{' (' + ', '.join(f'{k}: {v}' for k, v in degradation.items()) + ')' if degradation else ''} |",
+        f"| patches | {train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, flips + rotations |",
+        f"| optimiser | {opt['train']['optim_g']['type']} lr {opt['train']['optim_g']['lr']}, "
+        f"{opt['train']['scheduler']['type']}, {opt['train']['pixel_opt']['type']}, EMA {opt['train']['ema_decay']} |",
+        f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
+        f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, 1 torch thread, "
+        f"beside one other training run |",
+        f"| weights | `restore/inference/weights/{name}.safetensors` ({os.path.getsize(weights) / 1e6:.2f} MB, "
+        f"fp32 EMA weights) |",
+        f"| sha256 | `{entry['sha256']}` |",
+        f"| option file | `{option_file(name)}` |", "",
+        "Reproduce, check and use:", "",
+        f"    OMP_NUM_THREADS=1 restore-train -opt {option_file(name)}",
+        f"    python scripts/zoo_release.py {name}",
+        f"    restore-infer --model {name} -i INPUT -o OUTPUT/",
+        f"    restore-bench {' '.join(a if ' ' not in a else repr(a) for a in bench_args(name, opt))}", "",
+        bench, "",
+    ]
+    os.makedirs(os.path.join(ROOT, "docs", "zoo"), exist_ok=True)
+    atomic_write_bytes(os.path.join(ROOT, "docs", "zoo", f"{name}.md"), "\n".join(lines).encode())
+    print(f"docs/zoo/{name}.md written")
+
+
+def _score(result: dict, label: str) -> str:
+    m = result["mean"].get(label)
+    return f"{m['psnr']:.2f} / {m['ssim']:.4f}" if m else "-"
+
+
+def readme_tables(names: list[str]) -> str:
+    """One table per task: the zoo models' mean PSNR / SSIM per set and level beside the baseline
+    (bicubic, or the degraded input), and for SR models their gate_region=tile scores."""
+    lines = []
+    for name in names:
+        path = os.path.join(ROOT, "results", "zoo", name, "results.json")
+        if not os.path.isfile(path):
+            raise RestoreError(f"{path}: run python scripts/zoo_release.py {name} first")
+        with open(path, encoding="utf-8") as f:
+            bench = json.load(f)
+        results = bench["results"]
+        columns = [f"{r['set']} {r['level_name']}" for r in results]
+        baseline = "Bicubic" if results[0]["task"] == "sr" else "Input"
+        rows = [(baseline, baseline)] + [(m["label"], m["label"]) for m in bench["models"]]
+        lines += [f"**{name}** (`restore-bench {' '.join(bench_args(name, read_options(name)))}`)", "",
+                  "| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+        for shown, label in rows:
+            lines.append(f"| {shown} | " + " | ".join(_score(r, label) for r in results) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", help="the zoo model: options/train/zoo/NAME.yml")
+    p.add_argument("--readme-table", action="store_true", help="print the README's zoo tables and exit")
+    p.add_argument("--stages", nargs="+", choices=["weights", "bench", "card"], default=["weights", "bench", "card"])
+    p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
+    args = p.parse_args(argv)
+    os.chdir(ROOT)
+    if args.readme_table:
+        print(readme_tables(list(DESCRIPTIONS)))
+        return 0
+    if not args.name:
+        raise RestoreError("name a zoo model (options/train/zoo/NAME.yml) or give --readme-table")
+    opt = read_options(args.name)
+    for stage in args.stages:
+        {"weights": stage_weights, "bench": stage_bench, "card": stage_card}[stage](args.name, opt)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
