@@ -108,6 +108,8 @@ def train(opt: dict, auto_resume: bool = False) -> dict:
     logger = get_logger(exp.log_file() if rank == 0 else None, rank)
     if archived:
         logger.info(f"archived the previous experiment folder to {archived}")
+    for note in model.notes:
+        logger.info(note)
     tb = None
     if rank == 0 and opt["logger"]["use_tb_logger"]:
         from torch.utils.tensorboard import SummaryWriter

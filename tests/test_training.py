@@ -4,8 +4,9 @@ import os
 import torch
 
 import tests.tiny  # noqa: F401  registers TinyTestSR
+from restore.archs import build_network
 from restore.train import train
-from restore.utils.checkpoint import load_safely
+from restore.utils.checkpoint import load_network, load_safely
 from restore.utils.options import parse_options
 from tests.tiny import train_options, write_options
 
@@ -83,3 +84,23 @@ def test_ema_warms_up_then_follows_the_decay(tmp_path):
     before = e.detach().clone()
     model.update_ema()
     assert torch.allclose(e, 0.999 * before + 0.001 * p.detach(), atol=1e-6)
+
+
+def test_x4_run_starts_from_x2_weights_except_the_tail(tmp_path):
+    """strict_load_g: false loads every tensor whose shape fits (an x4 net from an x2 one, as the
+    zoo's nsr_sr_x4 does), logs the ones that keep their initial values, and trains."""
+    x2 = run(tmp_path / "a", train_options(tmp_path / "a", name="x2", train__total_iter=2))
+    x2_ckpt = os.path.join(x2["experiment"], "models", "net_g_latest.pth")
+    opt = train_options(tmp_path / "b", name="x4", scale=4, train__total_iter=2,
+                        network_g={"type": "TinyTestSR", "num_feat": 8, "upscale": 4},
+                        path__pretrain_network_g=x2_ckpt, path__strict_load_g=False,
+                        **{"datasets__train__gt_size": 16})
+    x4 = run(tmp_path / "b", opt)
+    assert len(x4["history"]) == 2
+    with open(next(os.path.join(x4["experiment"], f) for f in os.listdir(x4["experiment"]) if f.endswith(".log"))) as f:
+        log = f.read()
+    assert "loaded all but 2 tensors, which keep their initial values (body.2.weight, body.2.bias)" in log
+    first = load_safely(x2_ckpt)["params"]["body.0.weight"]
+    net = build_network({"type": "TinyTestSR", "num_feat": 8, "upscale": 4})
+    assert load_network(net, x2_ckpt, "params", strict=False) == ["body.2.weight", "body.2.bias"]
+    assert torch.equal(net.body[0].weight, first)

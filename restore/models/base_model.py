@@ -60,9 +60,13 @@ class BaseModel:
             self.device.type == "cpu"
         if self.channels_last:
             self.net_g = self.net_g.to(memory_format=torch.channels_last)
+        self.notes: list[str] = []  # for the training log, which is opened after the model is built
         path = opt["path"]
         if path.get("pretrain_network_g"):
-            load_network(self.net_g, path["pretrain_network_g"], path["param_key_g"], path["strict_load_g"])
+            kept = load_network(self.net_g, path["pretrain_network_g"], path["param_key_g"], path["strict_load_g"])
+            if kept:  # strict_load_g: false, e.g. an x4 net started from an x2 one
+                self.notes.append(f"{path['pretrain_network_g']}: loaded all but {len(kept)} tensors, which keep "
+                                  f"their initial values ({', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''})")
         self.net_g_ema = None
         if self.is_train:
             self._init_training()

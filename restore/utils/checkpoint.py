@@ -85,7 +85,9 @@ def extract_state_dict(ckpt, param_key: str, path: str) -> dict:
     return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
 
 
-def load_network(net: torch.nn.Module, path: str, param_key: str = "params", strict: bool = True) -> None:
+def load_network(net: torch.nn.Module, path: str, param_key: str = "params", strict: bool = True) -> list[str]:
+    """Load `param_key` of the file into `net`; returns the names of the net's tensors that kept
+    their values (non-strict: missing from the file or of another shape)."""
     sd = extract_state_dict(load_safely(path), param_key, path)
     own = net.state_dict()
     missing = [k for k in own if k not in sd]
@@ -106,3 +108,4 @@ def load_network(net: torch.nn.Module, path: str, param_key: str = "params", str
             raise RestoreError(f"{path}: parameter '{k}' holds NaN or Inf values")
     sd = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
     net.load_state_dict(sd, strict=False)
+    return [k for k in own if k not in sd]
