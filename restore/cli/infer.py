@@ -2,11 +2,13 @@
 
     restore-infer -opt options/test/EDSR/test_EDSR_SRx2_T91_cpu_tiny.yml -i photos/ -o out/
     restore-infer --ckpt net_g_latest.pth --arch NSR --arch-opt upscale=2 -i 'shots/*.png' -o out/ --tile 256
-    restore-infer --model NAME -i photo.png -o out/ --ensemble --suffix _x4
-    restore-infer --list-models
+    restore-infer --model nsr_sr_x4 -i photo.png -o out/ --ensemble --suffix _x4
+    restore-infer --model nsr_dn_gray_blind -i scans/ -o clean/      # gray denoiser, any sigma 0-55
+    restore-infer --list-models                                      # the shipped models and yours
 
 The network comes from an option file (network_g + path.pretrain_network_g), a checkpoint plus its
-arch, or a named model ($RESTORE_ZOO). Inputs are files, folders or glob patterns. Gray, RGB and RGBA
+arch, or a named model: one shipped with restore (--list-models; cards in docs/zoo/) or yours
+($RESTORE_ZOO). Inputs are files, folders or glob patterns. Gray, RGB and RGBA
 images and 16-bit images keep their mode and depth; the alpha plane is upscaled with bicubic (or with
 --alpha model). --tile runs the net on tiles with --tile-pad pixels of context each, so huge images
 fit in memory; --ensemble averages the 8 flips/rotations (x8 self-ensemble, 8 times slower).
@@ -70,7 +72,7 @@ def build_parser():
 def list_models() -> int:
     entries = zoo_entries()
     if not entries:
-        print(f"no named models (no pretrained weights ship yet); list your own in a YAML file named by ${ZOO_ENV}")
+        print(f"no named models; list your own in a YAML file named by ${ZOO_ENV}")
     for name, e in entries.items():
         print(f"{name:24s} {e.task:8s} {e.network_g.get('type', '?'):8s} {e.description}")
     return 0
