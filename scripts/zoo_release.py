@@ -8,9 +8,10 @@
 Stages (default: all, in this order):
   weights  the final EMA network of experiments/zoo_NAME/models/net_g_latest.pth (refused unless the
            run reached train.total_iter) -> restore/inference/weights/NAME.safetensors (fp32, params
-           only), its SHA256, and the entry in restore/inference/weights/zoo.yml;
+           only), its SHA256, the entry in restore/inference/weights/zoo.yml, and the run's iterations
+           and wall time (from its training logs) in results/zoo/NAME/training.json;
   bench    restore-bench on the model's test sets, by name (so it checks the shipped file), into
-           results/zoo/NAME/ (SR models also with gate_region=tile);
+           results/zoo/NAME/ (SR models also with gate_region=tile, tiles of 48 and 24);
   card     docs/zoo/NAME.md: data, option file, iterations and wall time (from the training log),
            parameters, MACs per pixel, checksum and the benchmark tables, with the commands.
 """
@@ -46,6 +47,14 @@ DESCRIPTIONS = {
     "nsr_sr_x4": "NSR x4 super-resolution (RGB), T91 + BSD200, from nsr_sr_x2, CPU-trained",
     "nsr_dn_gray_blind": "NSR gray denoiser, any sigma in [0, 55], Train400 + BSD200, CPU-trained",
     "nsr_jpeg_gray_blind": "NSR gray (Y) JPEG deblocker, quality 10-40, T91 + BSD200, CPU-trained",
+}
+# How each zoo run was launched (the wall time on a card means nothing without it): the first three
+# ran two at a time with one torch thread each; x4 ran alone with both cores.
+LAUNCH = {
+    "nsr_sr_x2": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
+    "nsr_dn_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
+    "nsr_jpeg_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
+    "nsr_sr_x4": ("", "2 torch threads, alone on the machine"),
 }
 
 
@@ -87,6 +96,19 @@ def training_record(opt: dict) -> dict:
     return {"iterations": last, "wall_minutes": minutes, "log_pieces": runs}
 
 
+def training_json(name: str) -> str:
+    return os.path.join(ROOT, "results", "zoo", name, "training.json")
+
+
+def recorded_training(name: str) -> dict:
+    """What the weights stage recorded of the run (so cards and tables need no experiment folder)."""
+    path = training_json(name)
+    if not os.path.isfile(path):
+        raise RestoreError(f"{path}: run python scripts/zoo_release.py {name} --stages weights first")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def stage_weights(name: str, opt: dict) -> dict:
     record = training_record(opt)
     if record["iterations"] != opt["train"]["total_iter"]:
@@ -107,6 +129,8 @@ def stage_weights(name: str, opt: dict) -> dict:
     text = ("# The models shipped with restore (written by scripts/zoo_release.py; do not edit by hand).\n"
             + yaml.safe_dump(dict(sorted(entries.items())), sort_keys=False, width=120))
     atomic_write_bytes(BUILTIN_LIST, text.encode())
+    os.makedirs(os.path.dirname(training_json(name)), exist_ok=True)
+    atomic_write_bytes(training_json(name), json.dumps(record, indent=2).encode())
     print(f"{weights}: {os.path.getsize(weights) / 1e6:.2f} MB, sha256 {entries[name]['sha256']}")
     return record
 
@@ -115,7 +139,9 @@ def bench_args(name: str, opt: dict) -> list[str]:
     task = task_of(opt)
     models = ["--model", name]
     if task == "sr":
-        models += ["--model", f"{name}_tile={name},gate_region=tile"]
+        # the reference's tiles (48) engage only on LR images with both sides >= 192; 24 engages on most
+        models += ["--model", f"{name}_tile48={name},gate_region=tile",
+                   "--model", f"{name}_tile24={name},gate_region=tile,tile_size=24"]
     return models + BENCH[task](opt.get("scale", 1)) + ["-o", os.path.join("results", "zoo", name),
                                                         "--no-html", "--latency-runs", "3", "--no-progress"]
 
@@ -134,7 +160,7 @@ def stage_card(name: str, opt: dict) -> None:
         bench = f.read().split("\n", 1)[1].strip()  # drop its '# Benchmark' title
     with open(BUILTIN_LIST, encoding="utf-8") as f:
         entry = load_yaml(f.read(), BUILTIN_LIST)[name]
-    record = training_record(opt)
+    record = recorded_training(name)
     train = opt["datasets"]["train"]
     data = train["dataroot_gt"] if isinstance(train["dataroot_gt"], list) else [train["dataroot_gt"]]
     degradation = {k: train[k] for k in ("sigma_range", "sigma", "quality_range", "quality", "color", "exclude")
@@ -151,14 +177,13 @@ def stage_card(name: str, opt: dict) -> None:
         f"| optimiser | {opt['train']['optim_g']['type']} lr {opt['train']['optim_g']['lr']}, "
         f"{opt['train']['scheduler']['type']}, {opt['train']['pixel_opt']['type']}, EMA {opt['train']['ema_decay']} |",
         f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
-        f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, 1 torch thread, "
-        f"beside one other training run |",
+        f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, {LAUNCH[name][1]} |",
         f"| weights | `restore/inference/weights/{name}.safetensors` ({os.path.getsize(weights) / 1e6:.2f} MB, "
         f"fp32 EMA weights) |",
         f"| sha256 | `{entry['sha256']}` |",
         f"| option file | `{option_file(name)}` |", "",
         "Reproduce, check and use:", "",
-        f"    OMP_NUM_THREADS=1 restore-train -opt {option_file(name)}",
+        f"    {LAUNCH[name][0]}restore-train -opt {option_file(name)}",
         f"    python scripts/zoo_release.py {name}",
         f"    restore-infer --model {name} -i INPUT -o OUTPUT/",
         f"    restore-bench {' '.join(a if ' ' not in a else repr(a) for a in bench_args(name, opt))}", "",
@@ -177,7 +202,18 @@ def _score(result: dict, label: str) -> str:
 def readme_tables(names: list[str]) -> str:
     """One table per task: the zoo models' mean PSNR / SSIM per set and level beside the baseline
     (bicubic, or the degraded input), and for SR models their gate_region=tile scores."""
-    lines = []
+    lines = ["| model | task | params | MACs / output px | iterations | wall time | weights | card |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for name in names:
+        with open(os.path.join(ROOT, "results", "zoo", name, "results.json"), encoding="utf-8") as f:
+            model = json.load(f)["models"][0]
+        opt, record = read_options(name), recorded_training(name)
+        task = task_of(opt) + (f" x{opt['scale']}" if task_of(opt) == "sr" else "")
+        size = os.path.getsize(os.path.join(WEIGHTS_DIR, f"{name}.safetensors")) / 1e6
+        lines.append(f"| `{name}` | {task} | {model['params']:,} | {model['macs_per_pixel'] / 1e3:.1f}K | "
+                     f"{record['iterations']:,} | {record['wall_minutes']:.0f} min | {size:.2f} MB | "
+                     f"[docs/zoo/{name}.md](docs/zoo/{name}.md) |")
+    lines.append("")
     for name in names:
         path = os.path.join(ROOT, "results", "zoo", name, "results.json")
         if not os.path.isfile(path):

@@ -1,16 +1,16 @@
 """How big should a CPU-trained zoo model be? Equal wall-time training of NSR x2 sizes, then Set5/Set14.
 
-    python scripts/zoo_size_sweep.py                    # 4 sizes, 240 s each, two at a time (~9 min)
+    python scripts/zoo_size_sweep.py                    # 8 configurations, 240 s each, two at a time (~20 min)
     python scripts/zoo_size_sweep.py --seconds 60 --configs A B
-    python scripts/zoo_size_sweep.py --score-only       # re-score the checkpoints of an earlier sweep
+    python scripts/zoo_size_sweep.py --score-only --configs E   # re-score an earlier sweep's checkpoints
 
 Each configuration trains options/train/zoo/nsr_sr_x2.yml (its data, patches, batch and lr, with a
 constant lr: the cosine period is pushed past the end) for the same wall time on one torch thread,
 two configurations at a time (one per core), is stopped by SIGTERM (restore-train saves the state of
 the iteration it reached), and its EMA network is scored by restore-bench on Set5 and Set14 x2.
 Equal time rather than equal iterations is the question a fixed CPU budget asks: a bigger net does
-more per step but takes fewer steps. Experiments go to experiments/sweep_<config>/, the table to
-results/zoo/size_sweep.md.
+more per step but takes fewer steps. Experiments go to experiments/sweep_<config>/, scores to
+results/zoo/sweep_<config>/, and the table (every configuration scored so far) to results/zoo/size_sweep.md.
 """
 import argparse
 import glob
@@ -36,6 +36,10 @@ CONFIGS = {  # label: changes to BASE (the x2 option file's network)
     "B": {"width_mult": 4},
     "C": {"num_feat": 48},
     "D": {"num_block": 16},
+    "E": {"k": 2},
+    "F": {"k": 8},
+    "G": {"d": 4},
+    "H": {"d": 16},
 }
 NO_SCHEDULE = ["train.total_iter=100000", "train.scheduler.periods=[100000]", "val.val_freq=100000",
                "logger.save_checkpoint_freq=100000", "logger.use_tb_logger=false"]
@@ -59,22 +63,30 @@ def checkpoint_of(label: str) -> str:
     return max(found, key=lambda f: int(f.rsplit("_", 1)[1].split(".")[0]))
 
 
-def score(label: str) -> dict:
-    ckpt = checkpoint_of(label)
+def bench(label: str) -> None:
+    """Score the configuration's last checkpoint on Set5 and Set14 x2 into results/zoo/sweep_<label>/."""
     net = dict(BASE, **CONFIGS[label])
-    spec = f"{label}=NSR:{ckpt},upscale=2," + ",".join(f"{k}={v}" for k, v in net.items())
-    out = os.path.join(ROOT, "results", "zoo", f"sweep_{label}")
+    spec = f"{label}=NSR:{checkpoint_of(label)},upscale=2," + ",".join(f"{k}={v}" for k, v in net.items())
     code = run_cli(bench_main, ["--model", spec, "--sets", "Set5", "Set14", "--scales", "2", "--no-html",
-                                "--latency-runs", "0", "--no-progress", "-o", out])
+                                "--latency-runs", "0", "--no-progress", "-o", scores_dir(label)])
     if code:
         raise RestoreError(f"restore-bench failed for sweep {label}")
-    with open(os.path.join(out, "results.json")) as f:
-        bench = json.load(f)
-    row = {"label": label, "network": net, "iterations": int(ckpt.rsplit("_", 1)[1].split(".")[0]),
-           "params": bench["models"][0]["params"]}
-    for r in bench["results"]:
-        row[r["set"]] = r["mean"][label]["psnr"]
-    return row
+
+
+def scores_dir(label: str) -> str:
+    return os.path.join(ROOT, "results", "zoo", f"sweep_{label}")
+
+
+def row(label: str) -> dict:
+    """The table row, from the scores alone (the experiment folder may be gone by now)."""
+    with open(os.path.join(scores_dir(label), "results.json"), encoding="utf-8") as f:
+        scored = json.load(f)
+    model = scored["models"][0]
+    out = {"label": label, "network": model["network_g"], "params": model["params"],
+           "iterations": int(os.path.basename(model["weights"]).rsplit("_", 1)[1].split(".")[0])}
+    for r in scored["results"]:
+        out[r["set"]] = r["mean"][label]["psnr"]
+    return out
 
 
 def main(argv) -> int:
@@ -92,15 +104,18 @@ def main(argv) -> int:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait()
-    rows = [score(label) for label in args.configs]
+    for label in args.configs:
+        bench(label)
+    # the table lists every configuration scored so far; those not asked for keep their earlier scores
+    rows = [row(c) for c in CONFIGS if os.path.isfile(os.path.join(scores_dir(c), "results.json"))]
     lines = [f"Equal wall time: {args.seconds:g} s per configuration, 1 thread, two at a time "
              f"(`python scripts/zoo_size_sweep.py --seconds {args.seconds:g}`); PSNR on Y, EMA weights.", "",
-             "| config | num_feat | num_block | width_mult | params | iterations reached | Set5 x2 | Set14 x2 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| config | num_feat | num_block | width_mult | k | d | params | iterations reached | Set5 x2 | Set14 x2 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         n = r["network"]
-        lines.append(f"| {r['label']} | {n['num_feat']} | {n['num_block']} | {n['width_mult']} | {r['params']:,} | "
-                     f"{r['iterations']} | {r['Set5']:.2f} | {r['Set14']:.2f} |")
+        lines.append(f"| {r['label']} | {n['num_feat']} | {n['num_block']} | {n['width_mult']} | {n['k']} | {n['d']} | "
+                     f"{r['params']:,} | {r['iterations']} | {r['Set5']:.2f} | {r['Set14']:.2f} |")
     text = "\n".join(lines) + "\n"
     atomic_write_bytes(os.path.join(ROOT, "results", "zoo", "size_sweep.md"), text.encode())
     print(text)
