@@ -60,7 +60,7 @@ def checkpoint_of(label: str) -> str:
     found = [f for f in found if not f.endswith("latest.pth")]
     if not found:
         raise RestoreError(f"sweep {label}: no checkpoint (see results/zoo/sweep_{label}.log)")
-    return max(found, key=lambda f: int(f.rsplit("_", 1)[1].split(".")[0]))
+    return os.path.relpath(max(found, key=lambda f: int(f.rsplit("_", 1)[1].split(".")[0])), ROOT)
 
 
 def bench(label: str) -> None:
@@ -96,6 +96,7 @@ def main(argv) -> int:
     p.add_argument("--score-only", action="store_true", help="no training: score experiments/sweep_*")
     p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = p.parse_args(argv)
+    os.chdir(ROOT)  # checkpoints are named relative to the checkout, in the results too
     os.makedirs(os.path.join(ROOT, "results", "zoo"), exist_ok=True)
     for i in range(0, 0 if args.score_only else len(args.configs), 2):  # two at a time: one per core
         procs = [train_for(label, args.seconds) for label in args.configs[i:i + 2]]

@@ -132,6 +132,11 @@ def test_bench_scores_match_an_independent_computation(bench_run):
     model = data["models"][0]
     assert model["label"] == "tiny" and model["params"] == sum(p.numel() for p in net.parameters())
     assert model["macs_per_pixel"] > 0 and model["latency_ms"] > 0 and model["latency_input"] == [1, 3, 16, 16]
+    # paths are relative to the results' folder, so committed results hold no machine's paths
+    out = bench_run["out"]
+    assert not os.path.isabs(model["weights"]) and not os.path.isabs(data["settings"]["data_root"])
+    assert os.path.samefile(out / model["weights"], out.parent / "edsr.pth")
+    assert os.path.samefile(out / data["settings"]["data_root"], bench_run["root"])
 
 
 def test_bench_csv_and_markdown(bench_run):

@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import math
+import os
 
 from restore.benchmark.evaluate import SetResult
 from restore.benchmark.models import BenchModel
@@ -40,11 +41,24 @@ def rows(results: list[SetResult], models: dict[str, BenchModel]) -> list[dict]:
     return out
 
 
-def to_json(results, models, not_run, settings) -> str:
+def relative_to(path, folder: str):
+    """`path` relative to `folder`, so that results written into a repository hold no machine's paths
+    (absolute where no relative path exists, e.g. another drive on Windows)."""
+    if not path or not os.path.isabs(path):
+        return path
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:
+        return path
+
+
+def to_json(results, models, not_run, settings, folder: str) -> str:
+    """Everything, with file paths relative to `folder` (where results.json goes)."""
     data = {
-        "settings": settings,
+        "settings": {**settings, "data_root": relative_to(settings.get("data_root"), folder)},
+        "paths_relative_to": "this file's folder",
         "models": [{"label": m.label, "source": m.source, "network_g": m.loaded.network_g,
-                    "weights": m.loaded.weights, **m.costs} for m in models.values()],
+                    "weights": relative_to(m.loaded.weights, folder), **m.costs} for m in models.values()],
         "results": [{"set": r.testset.name, "task": r.testset.task, "level": r.level, "level_name": r.level_name,
                      "protocol": r.testset.protocol(),
                      "mean": {label: {"psnr": r.mean(label, "psnr"), "ssim": r.mean(label, "ssim")}

@@ -123,7 +123,7 @@ def main(argv) -> int:
                 "device": str(device)}
     os.makedirs(args.output, exist_ok=True)
     atomic_write_bytes(os.path.join(args.output, "results.json"),
-                       to_json(results, models, not_run, settings).encode())
+                       to_json(results, models, not_run, settings, args.output).encode())
     atomic_write_bytes(os.path.join(args.output, "results.csv"), to_csv(results, models).encode())
     md = to_markdown(results, models, not_run)
     atomic_write_bytes(os.path.join(args.output, "results.md"), md.encode())
