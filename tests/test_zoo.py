@@ -1,5 +1,6 @@
 """The shipped models: each loads by name, matches its checksum, has its card and option file, and
 restores a small crop of a test image better than the bicubic / noisy / JPEG input."""
+import importlib.util
 import os
 import shutil
 
@@ -106,3 +107,17 @@ def test_a_corrupted_weight_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv(ZOO_ENV, str(zoo))
     with pytest.raises(RestoreError, match="does not match its SHA256"):
         load_model(model="nsr_sr_x2")
+
+
+def test_readme_zoo_tables_match_the_committed_results():
+    """The README's zoo tables are the ones scripts/zoo_release.py prints from results/zoo/."""
+    spec = importlib.util.spec_from_file_location("zoo_release", os.path.join(ROOT, "scripts", "zoo_release.py"))
+    zoo_release = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo_release)
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    tables = zoo_release.readme_tables(list(zoo_release.DESCRIPTIONS))
+    assert tables.strip() in readme
+    with open(os.path.join(ROOT, "results", "zoo", "size_sweep.md"), encoding="utf-8") as f:
+        sweep_table = f.read().split("\n\n", 1)[1].strip()
+    assert sweep_table in readme
