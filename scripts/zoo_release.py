@@ -202,11 +202,17 @@ def _score(result: dict, label: str) -> str:
 def readme_tables(names: list[str]) -> str:
     """One table per task: the zoo models' mean PSNR / SSIM per set and level beside the baseline
     (bicubic, or the degraded input), and for SR models their gate_region=tile scores."""
+    benches = {}
+    for name in names:
+        path = os.path.join(ROOT, "results", "zoo", name, "results.json")
+        if not os.path.isfile(path):
+            raise RestoreError(f"{path}: run python scripts/zoo_release.py {name} first")
+        with open(path, encoding="utf-8") as f:
+            benches[name] = json.load(f)
     lines = ["| model | task | params | MACs / output px | iterations | wall time | weights | card |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for name in names:
-        with open(os.path.join(ROOT, "results", "zoo", name, "results.json"), encoding="utf-8") as f:
-            model = json.load(f)["models"][0]
+        model = benches[name]["models"][0]
         opt, record = read_options(name), recorded_training(name)
         task = task_of(opt) + (f" x{opt['scale']}" if task_of(opt) == "sr" else "")
         size = os.path.getsize(os.path.join(WEIGHTS_DIR, f"{name}.safetensors")) / 1e6
@@ -215,19 +221,15 @@ def readme_tables(names: list[str]) -> str:
                      f"[docs/zoo/{name}.md](docs/zoo/{name}.md) |")
     lines.append("")
     for name in names:
-        path = os.path.join(ROOT, "results", "zoo", name, "results.json")
-        if not os.path.isfile(path):
-            raise RestoreError(f"{path}: run python scripts/zoo_release.py {name} first")
-        with open(path, encoding="utf-8") as f:
-            bench = json.load(f)
+        bench = benches[name]
         results = bench["results"]
         columns = [f"{r['set']} {r['level_name']}" for r in results]
         baseline = "Bicubic" if results[0]["task"] == "sr" else "Input"
-        rows = [(baseline, baseline)] + [(m["label"], m["label"]) for m in bench["models"]]
+        labels = [baseline] + [m["label"] for m in bench["models"]]
         lines += [f"**{name}** (`restore-bench {' '.join(bench_args(name, read_options(name)))}`)", "",
                   "| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-        for shown, label in rows:
-            lines.append(f"| {shown} | " + " | ".join(_score(r, label) for r in results) + " |")
+        for label in labels:
+            lines.append(f"| {label} | " + " | ".join(_score(r, label) for r in results) + " |")
         lines.append("")
     return "\n".join(lines)
 

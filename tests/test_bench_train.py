@@ -1,5 +1,4 @@
 """scripts/bench_train.py: both sides train the same thing, and a tiny run produces the ratios."""
-import importlib.util
 import math
 import os
 import sys
@@ -7,17 +6,11 @@ import sys
 import pytest
 import torch
 
+from tests.tiny import load_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_train", os.path.join(ROOT, "scripts", "bench_train.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bt = _load_script()
+bt = load_script("bench_train")
 from _basicsr_files import basicsr_dir, load_basicsr_training  # scripts/ is on sys.path now
 
 

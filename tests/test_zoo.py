@@ -1,6 +1,5 @@
 """The shipped models: each loads by name, matches its checksum, has its card and option file, and
 restores a small crop of a test image better than the bicubic / noisy / JPEG input."""
-import importlib.util
 import os
 import shutil
 
@@ -20,6 +19,7 @@ from restore.utils.errors import RestoreError
 from restore.utils.imresize import bicubic_degrade, imresize
 from restore.utils.img_io import img2tensor, imread, imwrite, tensor2img
 from restore.utils.yaml_io import dump_yaml
+from tests.tiny import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ["nsr_sr_x2", "nsr_sr_x4", "nsr_dn_gray_blind", "nsr_jpeg_gray_blind"]
@@ -111,9 +111,7 @@ def test_a_corrupted_weight_file_is_refused(tmp_path, monkeypatch):
 
 def test_readme_zoo_tables_match_the_committed_results():
     """The README's zoo tables are the ones scripts/zoo_release.py prints from results/zoo/."""
-    spec = importlib.util.spec_from_file_location("zoo_release", os.path.join(ROOT, "scripts", "zoo_release.py"))
-    zoo_release = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zoo_release)
+    zoo_release = load_script("zoo_release")
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         readme = f.read()
     tables = zoo_release.readme_tables(list(zoo_release.DESCRIPTIONS))

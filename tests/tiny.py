@@ -1,4 +1,5 @@
-"""Small things several tests share: a tiny SR net and an option-file writer."""
+"""Small things several tests share: a tiny SR net, an option-file writer, a loader for scripts/."""
+import importlib.util
 import os
 
 import numpy as np
@@ -72,3 +73,12 @@ def write_options(path, opt):
     with open(path, "w") as f:
         f.write(dump_yaml(opt))
     return str(path)
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (scripts/ is not a package)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
