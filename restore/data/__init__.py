@@ -5,12 +5,10 @@ dataset class's own constructor arguments, which the registry validates.
 """
 import importlib
 import os
-import signal
-
 import torch
-from torch.utils.data import DataLoader
 
 from restore.data.sampler import EpochSampler
+from restore.data.worker_signals import StopSafeDataLoader, init_worker
 from restore.utils.registry import DATASET_REGISTRY
 
 _here = os.path.dirname(os.path.abspath(__file__))
@@ -36,15 +34,6 @@ def build_dataset(opt: dict, phase: str):
     return DATASET_REGISTRY.build(dataset_opt, f"datasets.{phase}", phase=phase)
 
 
-def _init_worker(worker_id):
-    # Per-sample RNGs come from the sampler, so nothing is seeded here. Ctrl-C (SIGINT to the whole
-    # process group) and SIGTERM are the main process's to handle: it saves a state and then shuts
-    # the workers down; a worker that died first would turn a graceful stop into a crash.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    torch.set_num_threads(1)
-
-
 def build_dataloader(dataset, opt: dict, phase: str, seed: int = 0, rank: int = 0, world_size: int = 1):
     """Training: EpochSampler (shuffled, resumable, DDP-split). Validation: batch 1 in order."""
     _, lo = split_loader_options(opt)
@@ -52,14 +41,14 @@ def build_dataloader(dataset, opt: dict, phase: str, seed: int = 0, rank: int = 
     if phase == "train":
         sampler = EpochSampler(len(dataset), lo["batch_size_per_gpu"], lo["dataset_enlarge_ratio"],
                                shuffle=True, seed=seed, rank=rank, world_size=world_size)
-        return DataLoader(dataset, batch_size=lo["batch_size_per_gpu"], sampler=sampler,
-                          num_workers=workers, pin_memory=lo["pin_memory"], drop_last=False,
-                          persistent_workers=bool(lo["persistent_workers"] and workers > 0),
-                          worker_init_fn=_init_worker)
+        return StopSafeDataLoader(dataset, batch_size=lo["batch_size_per_gpu"], sampler=sampler,
+                                  num_workers=workers, pin_memory=lo["pin_memory"], drop_last=False,
+                                  persistent_workers=bool(lo["persistent_workers"] and workers > 0),
+                                  worker_init_fn=init_worker)
     # validation: every rank takes every world_size-th image; results are gathered afterwards
     indices = list(range(rank, len(dataset), world_size))
-    return DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=1, shuffle=False,
-                      num_workers=workers, worker_init_fn=_init_worker)
+    return StopSafeDataLoader(torch.utils.data.Subset(dataset, indices), batch_size=1, shuffle=False,
+                              num_workers=workers, worker_init_fn=init_worker)
 
 
 __all__ = ["DATASET_REGISTRY", "build_dataset", "build_dataloader", "LOADER_KEYS"]

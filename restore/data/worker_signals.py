@@ -1,0 +1,41 @@
+"""DataLoader workers that leave Ctrl-C and SIGTERM to the main process, from their first instruction.
+
+Ctrl-C (SIGINT to the whole process group), `pkill -f` and schedulers (SIGTERM) reach the workers
+too. The main process handles both by saving a state and shutting its workers down; a worker that
+died of the signal first would turn that graceful stop into a "DataLoader worker exited
+unexpectedly" crash. Setting SIG_IGN in `worker_init_fn` alone leaves a window: torch installs its
+own SIGTERM handler (which kills the worker) when the worker starts, before `worker_init_fn` runs,
+and non-persistent workers start again every epoch. So the loader blocks both signals while it
+forks its workers (they inherit the mask), each worker ignores them and only then unblocks, and the
+main process unblocks right after the fork and receives whatever arrived meanwhile.
+"""
+import signal
+
+import torch
+from torch.utils.data import DataLoader
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_CAN_MASK = hasattr(signal, "pthread_sigmask")  # not on Windows
+
+
+def init_worker(worker_id: int) -> None:
+    # Per-sample RNGs come from the sampler, so nothing is seeded here.
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)  # discards a signal that arrived while blocked
+    if _CAN_MASK:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    torch.set_num_threads(1)
+
+
+class StopSafeDataLoader(DataLoader):
+    """A DataLoader whose worker processes never die of SIGINT/SIGTERM (see the module docstring);
+    pass `worker_init_fn=init_worker`."""
+
+    def __iter__(self):
+        if self.num_workers == 0 or not _CAN_MASK:
+            return super().__iter__()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().__iter__()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
