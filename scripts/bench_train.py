@@ -11,10 +11,12 @@ Sides, each in its own process (the allocator setting is process-wide):
                    update_learning_rate, loaded from the installed package files (no torchvision),
                    default allocator, NCHW training: what a BasicSR user gets. BasicSR has no NSR,
                    so for NSR its SRModel step runs restore's NSR arch.
-  restore          restore.models.SRModel with train.channels_last and restore-train's allocator
-                   tuning (restore.utils.allocator.tune_allocator).
+  restore          restore.models.SRModel with restore's defaults (train.channels_last: auto --
+                   channels_last on the CPU unless the net folds the batch, as NSR does) and
+                   restore-train's allocator tuning (restore.utils.allocator.tune_allocator).
   restore-malloc   the same with the default allocator, to show what the allocator contributes.
-  restore-nchw     (--nchw) restore with train.channels_last: false.
+  restore-nchw     (--layouts) restore with train.channels_last: false.
+  restore-cl       (--layouts) restore with train.channels_last: true.
   restore-compile  (--compile) restore with train.compile: true; its compile time is reported.
   restore-bf16     (--bf16) restore with train.amp: bf16 -- other numerics, so not like for like.
 
@@ -30,7 +32,7 @@ seconds per step, all threads) is far less sensitive to other load than wall tim
 time / wall time / threads) below ~90 % says the side did not get its cores for the whole run.
 
     python scripts/bench_train.py                 # full run, several minutes on 2 cores
-    python scripts/bench_train.py --compile       # also time train.compile: true
+    python scripts/bench_train.py --layouts --bf16  # also both memory formats forced, and bf16
     python scripts/bench_train.py --quick         # tiny sizes, a smoke run (CI)
 """
 # The module imports nothing heavy at the top: a worker sets the allocator before torch allocates.
@@ -60,7 +62,8 @@ SIDES = {  # label: (worker spec, the flag that adds it)
     "basicsr": ({"impl": "basicsr", "allocator": "default"}, None),
     "restore": ({"impl": "restore", "allocator": "tuned"}, None),
     "restore-malloc": ({"impl": "restore", "allocator": "default"}, None),
-    "restore-nchw": ({"impl": "restore", "allocator": "tuned", "settings": {"channels_last": False}}, "nchw"),
+    "restore-nchw": ({"impl": "restore", "allocator": "tuned", "settings": {"channels_last": False}}, "layouts"),
+    "restore-cl": ({"impl": "restore", "allocator": "tuned", "settings": {"channels_last": True}}, "layouts"),
     "restore-compile": ({"impl": "restore", "allocator": "tuned", "settings": {"compile": True}}, "compile"),
     "restore-bf16": ({"impl": "restore", "allocator": "tuned", "settings": {"amp": "bf16"}}, "bf16"),
 }
@@ -137,16 +140,16 @@ class BasicSRTrainer:
 
 
 class RestoreTrainer:
-    """restore.models.SRModel built from a validated option file, with restore's speed settings."""
+    """restore.models.SRModel built from a validated option file, with restore's default settings."""
 
     def __init__(self, arch: str, sizes: dict, ema_decay: float, settings: dict | None = None):
-        """`settings`: train.* options over the speed settings (channels_last: true), e.g. amp."""
+        """`settings`: train.* options over the defaults, e.g. amp or channels_last."""
         from restore.models import build_model
         from restore.utils.options import parse_options
         from restore.utils.yaml_io import dump_yaml
         self.arch_source = "restore"
         with tempfile.TemporaryDirectory() as tmp:
-            train = {**train_opt(ema_decay), "channels_last": True, **(settings or {})}
+            train = {**train_opt(ema_decay), **(settings or {})}
             opt = {"name": "bench_train", "model_type": "SRModel", "scale": sizes["scale"], "device": "cpu",
                    "datasets": {"train": {"name": "none", "type": "SRImageDataset", "dataroot_gt": tmp,
                                           "gt_size": sizes["patch"] * sizes["scale"]}},
@@ -155,7 +158,7 @@ class RestoreTrainer:
             with open(path, "w") as f:
                 f.write(dump_yaml(opt))
             self.model = build_model(parse_options(path, is_train=True))
-        self.channels_last = train["channels_last"]
+        self.channels_last = self.model.channels_last
 
     def step(self, it: int, batch: dict) -> float:
         """One iteration as restore/train.py runs it; returns the loss restore logs."""
@@ -494,7 +497,8 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds: a smoke run")
     p.add_argument("--archs", nargs="+", default=["EDSR", "NSR"], choices=["EDSR", "NSR"])
     p.add_argument("--compile", action="store_true", help="also time restore with train.compile: true")
-    p.add_argument("--nchw", action="store_true", help="also time restore with train.channels_last: false")
+    p.add_argument("--layouts", action="store_true",
+                   help="also time restore with train.channels_last forced to false and to true")
     p.add_argument("--bf16", action="store_true",
                    help="also time restore with train.amp: bf16 (different numerics: not a like-for-like side)")
     p.add_argument("--sides", nargs="+", choices=SIDES, help="run exactly these sides (default: basicsr, restore, restore-malloc + the flags above)")

@@ -45,7 +45,7 @@ def test_loading_leaves_no_basicsr_modules_behind():
 
 @pytest.mark.parametrize("arch", ["EDSR", "NSR"])
 def test_both_sides_take_the_same_training_steps(arch, one_thread):
-    """Same weights and batches: BasicSR's step (NCHW) and restore's (channels_last) give the same
+    """Same weights and batches: BasicSR's step (NCHW) and restore's (its defaults) give the same
     losses and weights step after step, so the benchmark compares like with like."""
     torch.manual_seed(0)
     basicsr = bt.BasicSRTrainer(arch, TINY, ema_decay=0.0)

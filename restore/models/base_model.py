@@ -7,6 +7,7 @@ from torch import nn
 
 from restore.archs import build_network
 from restore.models.lr_scheduler import build_scheduler, lr_factor
+from restore.models.memory_format import set_memory_format, use_channels_last
 from restore.utils.checkpoint import load_network, save_atomic, save_network_file
 from restore.utils.dist import get_dist_info
 from restore.utils.errors import OptionError
@@ -56,11 +57,15 @@ class BaseModel:
         self.device = select_device(opt)
         self.rank, self.world_size = get_dist_info()
         self.net_g = build_network(opt["network_g"]).to(self.device)
-        self.channels_last = bool(opt.get("train", {}).get("channels_last")) if self.is_train else \
-            self.device.type == "cpu"
-        if self.channels_last:
-            self.net_g = self.net_g.to(memory_format=torch.channels_last)
         self.notes: list[str] = []  # for the training log, which is opened after the model is built
+        if self.is_train:
+            self.channels_last, why = use_channels_last(opt["train"]["channels_last"], self.net_g, self.device)
+            self.notes.append(why)
+        else:  # inference: channels_last on the CPU (batch 1 folds nothing)
+            self.channels_last = self.device.type == "cpu"
+        # batch-1 inference is faster in channels_last on the CPU for every net (memory_format.py)
+        self.infer_channels_last = self.channels_last or self.device.type == "cpu"
+        set_memory_format(self.net_g, self.channels_last)
         path = opt["path"]
         if path.get("pretrain_network_g"):
             kept = load_network(self.net_g, path["pretrain_network_g"], path["param_key_g"], path["strict_load_g"])

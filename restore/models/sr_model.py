@@ -15,6 +15,7 @@ from restore.inference import inference_forward
 from restore.losses import build_loss
 from restore.metrics import calculate_metric
 from restore.models.base_model import BaseModel
+from restore.models.memory_format import set_memory_format
 from restore.utils.dist import all_gather_list
 from restore.utils.img_io import imwrite, tensor2img
 from restore.utils.registry import MODEL_REGISTRY
@@ -36,6 +37,7 @@ class SRModel(BaseModel):
 
     # --- one training step ---------------------------------------------------------------------
     def optimize_parameters(self, batch: dict) -> dict:
+        set_memory_format(self.net_g, self.channels_last)  # back from validation's format
         lq, gt = self.to_device(batch["lq"]), self.to_device(batch["gt"])
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
@@ -70,10 +72,12 @@ class SRModel(BaseModel):
     def test(self, lq: torch.Tensor) -> torch.Tensor:
         """The output for `lq`, tiled and/or with x8 self-ensemble as `val.tile` / `self_ensemble` say."""
         net = self.eval_net()
+        set_memory_format(net, self.infer_channels_last)
         was_training = net.training
         net.eval()
         v = self.opt["val"]
-        out = inference_forward(net, self.to_device(lq), v["tile"], v["tile_pad"], v["self_ensemble"]).float()
+        lq = lq.to(self.device, memory_format=torch.channels_last if self.infer_channels_last else torch.preserve_format)
+        out = inference_forward(net, lq, v["tile"], v["tile_pad"], v["self_ensemble"]).float()
         net.train(was_training)
         return out
 

@@ -75,7 +75,7 @@ SCHEMA = {
         "warmup_iter": Field(int, -1),
         "grad_clip": Field(float, None),
         "amp": Field(str, None, choices=("fp16", "bf16")),
-        "channels_last": Field(bool, False),
+        "channels_last": Field((bool, str), "auto", choices=(True, False, "auto")),
         "compile": Field(bool, False),
         "max_nonfinite": Field(int, 10),
         # loss blocks: any key ending in `_opt` (pixel_opt, ...) is validated by LOSS_REGISTRY
