@@ -83,13 +83,17 @@ def measure(name: str, rounds: int, amp_dtype=None) -> dict:
             "auto": "channels_last" if auto else "NCHW", "batch": batch, "patch": patch}
 
 
-def main(argv=None) -> int:
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=NETWORKS, help="these networks only")
     p.add_argument("--rounds", type=int, default=5, help="steps per format per network (default 5)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--bf16", action="store_true", help="train under bf16 autocast (train.amp: bf16)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# bench_layouts  {time.strftime('%Y-%m-%d %H:%M:%S')}  torch {torch.__version__}, "

@@ -86,3 +86,29 @@ def test_quick_run_reports_ratios():
     for key in ("train it/s restore / basicsr", "inference speed restore / basicsr", "restore inference / peak conv"):
         assert 0 < ratios[key] < math.inf, ratios
     assert "train it/s restore / basicsr:" in report and "## EDSR x2" in report
+
+
+def test_bench_layouts_measures_both_formats_and_reports_the_auto_choice(one_thread):
+    bl = load_script("bench_layouts")
+    dncnn, nsr = bl.measure("DnCNN", rounds=1), bl.measure("NSR-DN", rounds=1)
+    assert dncnn["auto"] == "channels_last" and nsr["auto"] == "NCHW"
+    for r in (dncnn, nsr):
+        assert all(r[k] > 0 for k in ("cpu_nchw", "cpu_cl", "wall_nchw", "wall_cl"))
+        assert r["speedup_cpu"] == r["cpu_nchw"] / r["cpu_cl"]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/performance.md"])
+def test_the_documented_benchmark_commands_parse(doc):
+    """Every `python scripts/bench_*.py ...` line in the docs uses flags the script has."""
+    parsers = {"bench_train": bt.build_parser(), "bench_layouts": load_script("bench_layouts").build_parser()}
+    seen = 0
+    with open(os.path.join(ROOT, doc)) as f:
+        for line in f:
+            line = line.split("#")[0].strip()
+            for name, parser in parsers.items():
+                prefix = f"python scripts/{name}.py"
+                if line.startswith(prefix):
+                    args = line[len(prefix):].replace("[", "").replace("]", "").split()
+                    parser.parse_args(args)  # exits (SystemExit) on an unknown flag
+                    seen += 1
+    assert seen >= 2
