@@ -1,12 +1,13 @@
 """Which memory format a network trains in: `train.channels_last: auto | true | false`.
 
-On the CPU, channels_last (NHWC) makes ordinary convolutions train 1.07-1.2x faster: oneDNN's
-kernels read NHWC directly instead of reordering NCHW activations on every call (measured for EDSR,
-WDSR, DnCNN, CSC-DnCNN and the blur-pool U-Net; README, "Performance on the CPU"). Networks whose
-convs fold the batch into the channels to give each sample its own kernel (NSR's sparse-group conv,
-marked `folds_batch = True`) train ~25 % slower in it: the folded activations come back in an
-(H, W, B, C) memory order, and autograd's element-wise kernels and layout copies on that order cost
-more than the convs save. So `auto` means channels_last on the CPU unless the network has such a
+On the CPU, channels_last (NHWC) makes ordinary conv nets train 1.14-1.23x faster in fp32 and
+1.2-1.6x in bf16: oneDNN's kernels read NHWC directly instead of reordering NCHW activations on
+every call (EDSR, WDSR, DnCNN, CSC-DnCNN and the blur-pool U-Net; scripts/bench_layouts.py,
+docs/performance.md). Networks whose convs fold the batch into the channels to give each sample its
+own kernel (NSR's sparse-group conv, marked `folds_batch = True`) train 12-21 % slower in it in fp32
+(and gain at most 1.1x in bf16): the folded activations come back in an (H, W, B, C) memory
+order, and autograd's element-wise kernels and layout copies on that order cost more than the convs
+save. So `auto` means channels_last on the CPU unless the network has such a
 layer. On CUDA `auto` keeps NCHW: nothing here measured the GPU, and `true` is one option away.
 
 Inference is another matter: a batch of one folds nothing, and every network here, NSR included,
