@@ -5,6 +5,7 @@ dataset class's own constructor arguments, which the registry validates.
 """
 import importlib
 import os
+
 import torch
 
 from restore.data.sampler import EpochSampler

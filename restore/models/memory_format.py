@@ -7,8 +7,8 @@ docs/performance.md). Networks whose convs fold the batch into the channels to g
 own kernel (NSR's sparse-group conv, marked `folds_batch = True`) train 12-21 % slower in it in fp32
 (and gain at most 1.1x in bf16): the folded activations come back in an (H, W, B, C) memory
 order, and autograd's element-wise kernels and layout copies on that order cost more than the convs
-save. So `auto` means channels_last on the CPU unless the network has such a
-layer. On CUDA `auto` keeps NCHW: nothing here measured the GPU, and `true` is one option away.
+save. So `auto` means channels_last on the CPU unless the network has such a layer. On CUDA `auto`
+keeps NCHW: nothing here measured the GPU, and `true` is one option away.
 
 Inference is another matter: a batch of one folds nothing, and every network here, NSR included,
 runs batch-1 inference faster in channels_last on the CPU. A network that trains in NCHW is switched

@@ -76,7 +76,8 @@ class SRModel(BaseModel):
         was_training = net.training
         net.eval()
         v = self.opt["val"]
-        lq = lq.to(self.device, memory_format=torch.channels_last if self.infer_channels_last else torch.preserve_format)
+        layout = torch.channels_last if self.infer_channels_last else torch.preserve_format
+        lq = lq.to(self.device, memory_format=layout)
         out = inference_forward(net, lq, v["tile"], v["tile_pad"], v["self_ensemble"]).float()
         net.train(was_training)
         return out
