@@ -13,7 +13,6 @@ MALLOC_TRIM_THRESHOLD_=4000000000 would). The setting used is printed.
     python scripts/bench_nsr.py [--size 256] [--repeats 5] [--pinned-malloc] [--nchw] [--threads N]
 """
 import argparse
-import ctypes
 import os
 import statistics
 import sys
@@ -24,18 +23,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restore.archs import build_network  # noqa: E402
+from restore.utils.allocator import tune_allocator  # noqa: E402
 from restore.utils.flops import count_macs, count_params  # noqa: E402
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-
-
-def pin_malloc() -> bool:
-    """Keep large buffers on the glibc heap (no munmap/mmap + page faults on every forward)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 2_000_000_000)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2_000_000_000))
 
 
 def allocator_setting(pinned: bool) -> str:
@@ -72,7 +61,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    pinned = pin_malloc() if args.pinned_malloc else False
+    pinned = tune_allocator() if args.pinned_malloc else False  # restore-train's setting
     torch.manual_seed(0)
 
     nsr = {"type": "NSR", "upscale": args.scale}
