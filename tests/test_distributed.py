@@ -1,5 +1,6 @@
 """DDP through torchrun on CPU (gloo), AMP and the non-finite guard."""
 import os
+import socket
 import subprocess
 import sys
 
@@ -14,10 +15,19 @@ from tests.tiny import train_options, write_options
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def free_port() -> int:
+    """A port nobody listens on now: each torchrun gets its own, so a previous run's socket or another
+    job on the machine cannot make the rendezvous fail."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def torchrun(opt_path, nproc, *extra):
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-           "--master_port", str(29500 + os.getpid() % 1000), "-m", "tests.ddp_entry", "-opt", opt_path, *extra]
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+           "-m", "tests.ddp_entry", "-opt", opt_path, *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
@@ -36,7 +46,7 @@ def test_two_process_gloo_equals_one_process_with_same_global_batch(tmp_path):
         o["path"]["experiments_root"] = str(tmp_path / "experiments")
         o["datasets"]["train"]["dataroot_gt"] = one["datasets"]["train"]["dataroot_gt"]
     train(parse_options(write_options(tmp_path / "one.yml", one), True))
-    torchrun(write_options(tmp_path / "two.yml", two), 2)
+    torchrun(write_options(tmp_path / "two.yml", two), 2, "--launcher", "pytorch")  # BasicSR's flag
     a, b = params(tmp_path, "one", 20), params(tmp_path, "two", 20)
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
@@ -77,3 +87,31 @@ def test_nonfinite_step_is_skipped_counted_not_applied(tmp_path, monkeypatch):
     model.optimize_parameters(batch)
     assert model.nonfinite_in_a_row == 0 and model.nonfinite_total == 1
     assert not all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+
+
+def test_fp16_autocast_trains_with_a_grad_scaler_whose_state_is_checkpointed(tmp_path):
+    opt = train_options(tmp_path, train__total_iter=60, train__amp="fp16", logger__save_checkpoint_freq=60,
+                        val__val_freq=60)
+    h = train(parse_options(write_options(tmp_path / "o.yml", opt), True))["history"]
+    assert sum(h[-10:]) < 0.75 * sum(h[:10])
+    state = load_safely(os.path.join(tmp_path, "experiments", "tiny", "training_states", "60.state"))
+    assert state["scaler"]["scale"] > 0  # an enabled GradScaler (a disabled one saves {})
+
+
+def test_compiled_training_takes_the_same_steps(tmp_path):
+    """train.compile: true runs the net through torch.compile and learns what eager mode learns."""
+    from restore.models import build_model
+    models = []
+    for name, compiled in (("eager", False), ("compiled", True)):
+        opt = train_options(tmp_path / name, name=name, train__compile=compiled, train__ema_decay=0.0)
+        models.append(build_model(parse_options(write_options(tmp_path / f"{name}.yml", opt), True)))
+    eager, compiled = models
+    compiled.net_g.load_state_dict(eager.net_g.state_dict())
+    assert compiled.train_net is not compiled.net_g and eager.train_net is eager.net_g
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        batch = {"lq": torch.rand(2, 3, 8, 8, generator=g), "gt": torch.rand(2, 3, 16, 16, generator=g)}
+        la, lb = eager.optimize_parameters(batch)["loss"], compiled.optimize_parameters(batch)["loss"]
+        assert abs(la - lb) <= 1e-5 * abs(la)
+    for (k, a), b in zip(eager.net_g.state_dict().items(), compiled.net_g.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), k
