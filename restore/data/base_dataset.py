@@ -35,7 +35,15 @@ class BaseDataset(torch.utils.data.Dataset):
     # --- helpers for subclasses -------------------------------------------------------------
     def open(self, location: str | list[str], io_backend: dict | None, key: str) -> Backend:
         """A backend for one folder/LMDB, or for a list of them read as one source."""
-        return build_backend(io_backend, location, f"datasets.{self.phase}.{key}")
+        backend = build_backend(io_backend, location, f"datasets.{self.phase}.{key}")
+        self.__dict__.setdefault("_backends", []).append(backend)
+        return backend
+
+    def verify_files(self) -> None:
+        """Check every file this dataset reads (headers and ends, no decoding); a RestoreError names
+        the first bad one. Training runs this before it makes the experiment folder."""
+        for backend in self.__dict__.get("_backends", []):
+            backend.verify()
 
     @staticmethod
     def read(backend: Backend, key: str, mode: str = "unchanged") -> np.ndarray:
@@ -86,6 +94,7 @@ class GTOnlyDataset(BaseDataset):
         if missing:
             raise RestoreError(f"datasets.{phase}.exclude: no image named '{missing[0]}' in {self.gt_db.location}")
         self._keys = [k for k in self._keys if k not in set(exclude or ())]
+        self.stored_channels: dict[str, int] = {}
         if not self._keys:
             raise RestoreError(f"datasets.{phase}.exclude: leaves no image in {self.gt_db.location}")
 
@@ -95,7 +104,10 @@ class GTOnlyDataset(BaseDataset):
     def load_gt(self, index: int, rng: np.random.Generator) -> tuple[str, str, np.ndarray]:
         key = self._keys[index]
         name = self.gt_db.name_of(key)
-        gt = to_color_mode(self.read(self.gt_db, key), self.color, name)
+        raw = self.read(self.gt_db, key)
+        # the literature protocol scores a one-channel file on its gray values
+        self.stored_channels[key] = 1 if raw.ndim == 2 else raw.shape[2]
+        gt = to_color_mode(raw, self.color, name)
         if self.is_train:
             gt = crop_and_augment(gt, self.gt_size, self.use_hflip, self.use_rot, rng, name)
         return key, name, gt

@@ -7,7 +7,7 @@ each DataLoader worker process gets its own handle after fork.
 import os
 
 from restore.utils.errors import RestoreError
-from restore.utils.img_io import is_image_file
+from restore.utils.img_io import check_image_file, is_image_file
 
 BACKENDS = {}
 
@@ -32,6 +32,9 @@ class Backend:
     def name_of(self, key: str) -> str:
         """A human-readable name of the item, used in error messages."""
         return f"{self.location}[{key}]"
+
+    def verify(self) -> None:
+        """Check every item cheaply (no decoding) so a bad one is reported before training starts."""
 
 
 @register_backend("disk")
@@ -64,6 +67,10 @@ class DiskBackend(Backend):
     def name_of(self, key):
         return self.path_of(key)
 
+    def verify(self):
+        for key in self._files:
+            check_image_file(self.path_of(key))
+
     def get(self, key):
         path = self.path_of(key)
         try:
@@ -94,6 +101,10 @@ class ConcatBackend(Backend):
         if key not in self._owner:
             raise RestoreError(f"{self.location}: no image named '{key}'")
         return self._owner[key]
+
+    def verify(self):
+        for part in self.parts:
+            part.verify()
 
     def get(self, key):
         return self._part(key).get(key)

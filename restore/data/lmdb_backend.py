@@ -51,11 +51,23 @@ def read_meta_keys(location: str) -> list[str] | None:
 
 
 def open_env(location: str) -> lmdb.Environment:
-    """Open an LMDB read-only, without locking or readahead (many readers, random access)."""
+    """Open an LMDB read-only, without locking or readahead (many readers, random access).
+
+    A data.mdb shorter than the pages its meta page says are in use (a copy cut short, a full disk)
+    would be mapped anyway, and the first read past its end kills the process with SIGBUS: compare
+    the sizes first.
+    """
     try:
-        return lmdb.open(location, readonly=True, lock=False, readahead=False, meminit=False)
+        env = lmdb.open(location, readonly=True, lock=False, readahead=False, meminit=False)
     except lmdb.Error as e:
         raise RestoreError(f"{location}: not a readable LMDB ({e})") from None
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    actual = os.path.getsize(os.path.join(location, "data.mdb"))
+    if actual < needed:
+        env.close()
+        raise RestoreError(f"{location}: truncated LMDB: data.mdb has {actual} bytes but its pages in "
+                           f"use need {needed}; copy or rebuild it (restore-lmdb)")
+    return env
 
 
 # real path -> (pid, data.mdb inode, environment). py-lmdb allows one open environment per LMDB and
@@ -105,6 +117,15 @@ class LmdbBackend(Backend):
 
     def keys(self):
         return list(self._keys)
+
+    def verify(self):
+        """Every key of meta_info.txt is in the LMDB (values are not read: an LMDB can be large)."""
+        with shared_env(self.location).begin(write=False) as txn:
+            cursor = txn.cursor()
+            for key in self._keys:
+                if not cursor.set_key(key.encode("utf-8")):
+                    raise RestoreError(f"{self.name_of(key)}: key listed in {META_FILE} but missing "
+                                       f"from the LMDB")
 
     def get(self, key):
         if key not in self._key_set:

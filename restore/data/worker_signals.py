@@ -10,12 +10,14 @@ forks its workers (they inherit the mask), each worker ignores them and only the
 main process unblocks right after the fork and receives whatever arrived meanwhile.
 """
 import signal
+import weakref
 
 import torch
 from torch.utils.data import DataLoader
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _CAN_MASK = hasattr(signal, "pthread_sigmask")  # not on Windows
+_started_workers: "weakref.WeakSet" = weakref.WeakSet()  # every worker process this process started
 
 
 def init_worker(worker_id: int) -> None:
@@ -36,6 +38,25 @@ class StopSafeDataLoader(DataLoader):
             return super().__iter__()
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            return super().__iter__()
+            iterator = super().__iter__()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _started_workers.update(getattr(iterator, "_workers", ()))
+        return iterator
+
+
+def stop_leftover_workers(timeout: float = 5.0) -> list[int]:
+    """Kill the DataLoader workers of this process that are still alive (pids returned); called
+    when a command ends.
+
+    Workers ignore SIGTERM (above), so multiprocessing's exit handler, which terminates daemonic
+    children with SIGTERM and then joins them without a timeout, would wait forever on a worker
+    whose iterator was never shut down. By the time a command ends its data is no longer needed.
+    """
+    killed = []
+    for process in list(_started_workers):
+        if process.is_alive():
+            process.kill()
+            process.join(timeout)
+            killed.append(process.pid)
+    return killed

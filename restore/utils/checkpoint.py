@@ -8,6 +8,7 @@
 import io
 import os
 import pickle
+import re
 
 import torch
 
@@ -38,8 +39,12 @@ def load_safely(path: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise RestoreError(f"{path}: refused to load: the file holds Python objects other than "
-                           f"tensors (weights_only=True): {str(e).splitlines()[0]}") from None
+        # torch's own message goes on to advise weights_only=False, i.e. running the file's code:
+        # name only what was refused.
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f" ({found.group(1)})" if found else ""
+        raise RestoreError(f"{path}: refused to load: the file holds Python objects{what} besides "
+                           f"tensors, which could run code; restore loads only tensors") from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise RestoreError(f"{path}: cannot read checkpoint ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else 'corrupted'})") from None

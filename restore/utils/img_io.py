@@ -12,23 +12,72 @@ import numpy as np
 import torch
 
 from restore.utils.errors import RestoreError
+from restore.utils.image_header import HEAD_BYTES, probe, truncation
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-# A decoded image larger than this is refused before decoding (decompression-bomb guard).
-MAX_PIXELS = int(os.environ.get("RESTORE_MAX_PIXELS", 200_000_000))
+# A decoded image larger than this is refused before decoding (decompression-bomb guard);
+# RESTORE_MAX_PIXELS raises or lowers it, read at each call.
+MAX_PIXELS_ENV = "RESTORE_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 200_000_000
 # OpenCV would print its own warnings for broken files; we report them as one-line errors instead.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def is_image_file(path) -> bool:
     return str(path).lower().endswith(IMG_EXTENSIONS)
 
 
-def _header_size(data: bytes):
-    """(height, width) from a PNG header, or None for other formats; used to refuse decompression bombs."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    return None
+def max_pixels() -> int:
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        return int(float(text))
+    except ValueError:
+        raise RestoreError(f"{MAX_PIXELS_ENV}: expected a number of pixels, got '{text}'") from None
+
+
+def check_header(data: bytes, name: str, whole: bool) -> tuple[str, int, int]:
+    """(format, width, height) of encoded image bytes, refusing a size over the pixel limit and,
+    when `data` is the whole file, a file that was cut short."""
+    fmt, width, height = probe(data, name)
+    limit = max_pixels()
+    if width * height > limit:
+        raise RestoreError(f"{name}: the {fmt} header claims {width}x{height} pixels, more than the "
+                           f"limit of {limit} (set {MAX_PIXELS_ENV} to raise it)")
+    missing = truncation(data, fmt) if whole else None
+    if missing:
+        raise RestoreError(f"{name}: truncated {fmt} file ({missing})")
+    return fmt, width, height
+
+
+def check_image_file(path) -> tuple[str, int, int]:
+    """Header and end of an image file, without decoding it: what a dataset checks for every file
+    before training starts. Reads the first 64 KiB (up to 1 MiB for a JPEG with large metadata)
+    and the last KiB; a TIFF or a small file whole."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise RestoreError(f"{path}: empty image file (0 bytes)")
+            head = f.read(1 << 16)
+            if head[:2] in (b"II", b"MM") or size <= HEAD_BYTES:
+                return check_header(head + f.read(), path, whole=True)
+            try:
+                fmt, width, height = check_header(head, path, whole=False)
+            except RestoreError:  # a JPEG frame header can sit behind large EXIF/ICC segments
+                head += f.read(HEAD_BYTES - len(head))
+                fmt, width, height = check_header(head, path, whole=False)
+            f.seek(-1024, os.SEEK_END)
+            tail = f.read()
+    except OSError as e:
+        raise RestoreError(f"{path}: cannot read ({e.strerror})") from None
+    if fmt in ("PNG", "JPEG", "GIF"):  # their end marks are in the last bytes
+        missing = truncation(tail, fmt)
+        if missing:
+            raise RestoreError(f"{path}: truncated {fmt} file ({missing})")
+    return fmt, width, height
 
 
 def imdecode(data: bytes, name: str, mode: str = "unchanged") -> np.ndarray:
@@ -39,11 +88,11 @@ def imdecode(data: bytes, name: str, mode: str = "unchanged") -> np.ndarray:
     """
     if not data:
         raise RestoreError(f"{name}: empty image file (0 bytes)")
-    size = _header_size(data)
-    if size and size[0] * size[1] > MAX_PIXELS:
-        raise RestoreError(f"{name}: image header claims {size[1]}x{size[0]} pixels, more than the "
-                           f"limit of {MAX_PIXELS} (set RESTORE_MAX_PIXELS to raise it)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    check_header(data, name, whole=True)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. OpenCV's own size limit (OPENCV_IO_MAX_IMAGE_PIXELS)
+        img = None
     if img is None:
         raise RestoreError(f"{name}: cannot decode image (truncated, corrupted or not an image)")
     if img.ndim == 2:
@@ -100,6 +149,20 @@ def imencode(img: np.ndarray, ext: str = ".png", params=None) -> bytes:
     return buf.tobytes()
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (/proc), else set and reset."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write a file so that it is either complete or absent: temp file in the same folder + rename."""
     path = os.fspath(path)
@@ -107,6 +170,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a file should follow the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

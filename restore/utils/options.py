@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from restore.utils.errors import OptionError
-from restore.utils.paths import find_data_root, resolve_path, root_of_option_file
+from restore.utils.paths import check_name, find_data_root, resolve_path, root_of_option_file
 from restore.utils.registry import did_you_mean
 from restore.utils.yaml_io import load_yaml, parse_value
 
@@ -197,8 +197,14 @@ def parse_options(opt_path: str, is_train: bool, overrides: list[str] | None = N
     """Read, override, substitute, validate and resolve an option file. Returns a plain dict."""
     if not os.path.isfile(opt_path):
         raise OptionError(f"{opt_path}: option file not found")
-    with open(opt_path, encoding="utf-8") as f:
-        raw = load_yaml(f.read(), opt_path)
+    try:
+        with open(opt_path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise OptionError(f"{opt_path}: not a UTF-8 text file (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise OptionError(f"{opt_path}: cannot read ({e.strerror})") from None
+    raw = load_yaml(text, opt_path)
     if not isinstance(raw, dict):
         raise OptionError(f"{opt_path}: expected a mapping of option keys at the top level")
     try:
@@ -221,7 +227,42 @@ def parse_options(opt_path: str, is_train: bool, overrides: list[str] | None = N
     return opt
 
 
+def _at_least(value, minimum, key: str) -> None:
+    if value is not None and value < minimum:
+        raise OptionError(f"{key}: must be at least {minimum}, got {value}")
+
+
+def _check_numbers(opt: dict, is_train: bool) -> None:
+    """Values that type-check but cannot work: found here, before any folder is made."""
+    _at_least(opt["scale"], 1, "scale")
+    upscale = opt["network_g"].get("upscale")
+    if isinstance(upscale, int) and not isinstance(upscale, bool) and upscale != opt["scale"]:
+        raise OptionError(f"network_g.upscale: {upscale} differs from scale: {opt['scale']}; the net "
+                          f"would output images of another size than the GT")
+    for phase, ds in opt["datasets"].items():
+        for key, minimum in (("batch_size_per_gpu", 1), ("num_worker_per_gpu", 0),
+                             ("dataset_enlarge_ratio", 1), ("scale", 1)):
+            value = ds.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise OptionError(f"datasets.{phase}.{key}: expected a number, got {value!r}")
+            _at_least(value, minimum, f"datasets.{phase}.{key}")
+    if not is_train:
+        return
+    train, logger = opt["train"], opt["logger"]
+    _at_least(train["total_iter"], 1, "train.total_iter")
+    _at_least(train["max_nonfinite"], 1, "train.max_nonfinite")
+    for key in ("print_freq", "save_checkpoint_freq"):
+        if logger[key] <= 0:
+            raise OptionError(f"logger.{key}: must be positive, got {logger[key]}")
+    if any(p.startswith("val") for p in opt["datasets"]) and opt["val"]["val_freq"] <= 0:
+        raise OptionError(f"val.val_freq: must be positive, got {opt['val']['val_freq']}")
+    lr = (train["optim_g"] or {}).get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
+        raise OptionError(f"train.optim_g.lr: must be a positive number, got {lr!r}")
+
+
 def _finish(opt: dict, root: str, is_train: bool, debug: bool) -> None:
+    check_name(opt["name"])
     if opt["network_g"] is None:
         raise OptionError("missing required key 'network_g'")
     datasets = opt["datasets"]
@@ -259,6 +300,7 @@ def _finish(opt: dict, root: str, is_train: bool, debug: bool) -> None:
             raise OptionError("train: no loss configured (add e.g. pixel_opt: {type: L1Loss})")
         if opt["train"]["optim_g"] is None:
             raise OptionError("missing required key 'train.optim_g'")
+    _check_numbers(opt, is_train)
     if debug:
         opt["name"] = opt["name"] if opt["name"].startswith("debug") else "debug_" + opt["name"]
     opt["debug"] = debug or "debug" in opt["name"]
@@ -275,3 +317,24 @@ def _accepts_scale(dataset_type: str) -> bool:
     if dataset_type not in DATASET_REGISTRY:
         return False
     return "scale" in inspect.signature(DATASET_REGISTRY.get(dataset_type)).parameters
+
+
+def ignored_option_notes(opt: dict) -> list[str]:
+    """One line per BasicSR key that is set in `opt` (parsed options) but that restore accepts and
+    ignores, so migrated option files never lose a setting silently; callers log each line."""
+    notes = []
+    wandb = (opt.get("logger") or {}).get("wandb")
+    if isinstance(wandb, dict) and any(v is not None for v in wandb.values()):
+        notes.append("logger.wandb is ignored: restore logs to TensorBoard (logger.use_tb_logger) "
+                     "and the log file, not to Weights & Biases")
+    for phase, ds in sorted((opt.get("datasets") or {}).items()):
+        if isinstance(ds, dict) and ds.get("prefetch_mode") is not None:
+            notes.append(f"datasets.{phase}.prefetch_mode ({ds['prefetch_mode']}) is ignored: restore's "
+                         f"loader prefetches with its workers (num_worker_per_gpu, pin_memory)")
+    if (opt.get("dist_params") or {}).get("port") is not None:
+        notes.append(f"dist_params.port ({opt['dist_params']['port']}) is ignored: torchrun sets the "
+                     f"rendezvous port (--master_port / MASTER_PORT)")
+    if (opt.get("path") or {}).get("ignore_resume_networks"):
+        notes.append("path.ignore_resume_networks is ignored: a resume always loads net_g (and its EMA) "
+                     "from the checkpoint saved with the training state")
+    return notes

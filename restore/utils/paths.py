@@ -14,6 +14,15 @@ DATA_ROOT_ENV = "RESTORE_DATA_ROOT"
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def check_name(name, key: str = "name") -> str:
+    """An experiment name is one folder name: it must never reach outside the experiments root."""
+    from restore.utils.errors import OptionError
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise OptionError(f"{key}: {name!r} is not a valid experiment name (one folder name: not empty, "
+                          f"no '/' or '\\', not '.' or '..')")
+    return name
+
+
 def root_of_option_file(opt_path: str) -> str:
     folder = os.path.dirname(os.path.abspath(opt_path))
     probe = folder
