@@ -24,4 +24,23 @@ quickstart: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-.PHONY: setup quickstart test
+# Everything but the `slow`-marked tests (torchrun, the soak, Chromium, long subprocesses).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# The published-models lane: spandrel (and the torchvision it needs) in a venv of its own, so the
+# core keeps torch==2.13.0 without torchvision. Runs only the `models`-marked tests.
+MODELS_VENV ?= .venv-models
+MODELS_BIN = $(MODELS_VENV)/bin
+
+$(MODELS_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(MODELS_VENV)
+	$(MODELS_BIN)/pip install -q --upgrade pip
+	$(MODELS_BIN)/pip install -q torch==2.14.1 torchvision==0.29.1 spandrel==0.4.2
+	$(MODELS_BIN)/pip install -q -e '.[test,models]'
+	touch $@
+
+test-models: $(MODELS_VENV)/.installed
+	$(MODELS_BIN)/python -m pytest -q -m models tests/test_published_models.py
+
+.PHONY: setup quickstart test test-fast test-models

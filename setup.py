@@ -13,7 +13,12 @@ setup(
         "torch>=2.1", "numpy", "opencv-python-headless", "lmdb", "scikit-image", "pyyaml",
         "tensorboard", "tqdm", "safetensors",
     ],
-    extras_require={"test": ["pytest", "scikit-learn", "onnx", "onnxruntime"]},
+    extras_require={
+        "test": ["pytest", "pytest-timeout", "scikit-learn", "onnx", "onnxruntime"],
+        # published checkpoints (ESRGAN, SwinIR, HAT, ...) through spandrel; it needs torchvision,
+        # which pins its own torch: docs/published-models.md
+        "models": ["spandrel>=0.4.2", "torchvision"],
+    },
     entry_points={"console_scripts": [
         "restore-train=restore.train:cli",
         "restore-test=restore.test:cli",
@@ -23,6 +28,7 @@ setup(
         "restore-infer=restore.cli.infer:cli",
         "restore-bench=restore.cli.benchmark:cli",
         "restore-export=restore.cli.export:cli",
+        "restore-convert=restore.cli.convert:cli",
         "restore-download-datasets=restore.cli.download_datasets:cli",
         "restore-csc-calibrate=restore.cli.csc_calibrate:cli",
         "restore-leaks=restore.cli.find_leaks:cli",

@@ -15,18 +15,13 @@ import sys
 import tempfile
 import time
 
-try:
-    import restore  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from restore.cli.create_lmdb import create_lmdb  # noqa: E402
-from restore.cli.extract_subimages import extract_subimages  # noqa: E402
-from restore.data import build_dataloader, build_dataset  # noqa: E402
-from restore.utils.errors import RestoreError  # noqa: E402
-from restore.utils.paths import find_data_root  # noqa: E402
+from restore.data import build_dataloader, build_dataset
+from restore.data.lmdb_writer import create_lmdb
+from restore.data.subimages import extract_subimages
+from restore.utils.errors import RestoreError
+from restore.utils.paths import find_data_root
 
 
 def folder_bytes(path: str) -> int:

@@ -19,6 +19,8 @@ Sides, each in its own process (the allocator setting is process-wide):
   restore-cl       (--layouts) restore with train.channels_last: true.
   restore-compile  (--compile) restore with train.compile: true; its compile time is reported.
   restore-bf16     (--bf16) restore with train.amp: bf16 -- other numerics, so not like for like.
+  restore-before   (--ablations) restore with the step's speed-ups of issue 19 undone (LEGACY below),
+  restore-loop-adam, restore-res-mul, restore-clip-inf   and with each undone alone.
 
 The processes take turns (one runs at a time, the order rotating each round) and the medians over
 all rounds are reported, with ratios from this one run: absolute times drift on shared machines,
@@ -58,6 +60,11 @@ FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "
 QUICK = {"batch": 2, "patch": 12, "scale": 2, "num_feat": 16, "num_block": 2, "nsr_k": 4, "nsr_d": 4,
          "infer_size": 24, "peak_shape": [1, 16, 32, 32], "rounds": 2, "iters": 1, "infer_iters": 1,
          "peak_iters": 1}
+LEGACY = {  # what restore's step did before issue 19, each undoable on its own
+    "loop-adam": "Adam's per-parameter for-loop (torch's CPU default) instead of the fused kernel",
+    "res-mul": "EDSR's residual multiplied by res_scale = 1",
+    "clip-inf": "clip_grad_norm_ at inf (rescales every gradient by 1) for the finite check",
+}
 SIDES = {  # label: (worker spec, the flag that adds it)
     "basicsr": ({"impl": "basicsr", "allocator": "default"}, None),
     "restore": ({"impl": "restore", "allocator": "tuned"}, None),
@@ -66,8 +73,14 @@ SIDES = {  # label: (worker spec, the flag that adds it)
     "restore-cl": ({"impl": "restore", "allocator": "tuned", "settings": {"channels_last": True}}, "layouts"),
     "restore-compile": ({"impl": "restore", "allocator": "tuned", "settings": {"compile": True}}, "compile"),
     "restore-bf16": ({"impl": "restore", "allocator": "tuned", "settings": {"amp": "bf16"}}, "bf16"),
+    # --ablations: restore with one (or all) of the step's speed-ups undone, to show what each buys
+    "restore-before": ({"impl": "restore", "allocator": "tuned", "legacy": list(LEGACY)}, "ablations"),
+    "restore-loop-adam": ({"impl": "restore", "allocator": "tuned", "legacy": ["loop-adam"]}, "ablations"),
+    "restore-res-mul": ({"impl": "restore", "allocator": "tuned", "legacy": ["res-mul"]}, "ablations"),
+    "restore-clip-inf": ({"impl": "restore", "allocator": "tuned", "legacy": ["clip-inf"]}, "ablations"),
 }
 DEFAULT_SIDES = ("basicsr", "restore", "restore-malloc")
+LEGACY_SIDES = {label for label, (spec, _) in SIDES.items() if spec.get("legacy")}
 MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX")
 
 
@@ -172,10 +185,31 @@ class RestoreTrainer:
         return self.model.test(lq)
 
 
+def undo_speedups(trainer: "RestoreTrainer", legacy) -> None:
+    """Put back the step's behaviour before issue 19's speed-ups named in `legacy` (LEGACY keys)."""
+    import types
+
+    from restore.archs.edsr_arch import ResidualBlock
+    model = trainer.model
+    if "loop-adam" in legacy:
+        for group in model.optimizer.param_groups:
+            group["fused"] = False
+    if "res-mul" in legacy:
+        def old_forward(self, x):
+            return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
+        for m in model.net_g.modules():
+            if isinstance(m, ResidualBlock):
+                m.forward = types.MethodType(old_forward, m)
+    if "clip-inf" in legacy and not model.grad_clip:
+        model.grad_clip = float("inf")
+
+
 def build_trainer(spec: dict):
     if spec["impl"] == "basicsr":
         return BasicSRTrainer(spec["arch"], spec["sizes"], spec["ema_decay"])
-    return RestoreTrainer(spec["arch"], spec["sizes"], spec["ema_decay"], spec.get("settings"))
+    trainer = RestoreTrainer(spec["arch"], spec["sizes"], spec["ema_decay"], spec.get("settings"))
+    undo_speedups(trainer, spec.get("legacy", ()))
+    return trainer
 
 
 # --- measurements inside a worker process ------------------------------------------------------
@@ -377,7 +411,7 @@ def bench_arch(arch: str, sizes: dict, args, log=print) -> dict:
                 times[w.label]["train"] += answer["times"]
                 times[w.label]["train_cpu"] += answer["cpu"]
             for w in order:
-                if w.spec.get("settings"):  # settings that change training only
+                if w.spec.get("settings") or w.spec.get("legacy"):  # sides that change training only
                     continue
                 times[w.label]["infer"] += w.ask("infer", sizes["infer_iters"])["times"]
                 if w.spec["impl"] == "restore":
@@ -419,6 +453,9 @@ def summarise(result: dict, sizes: dict) -> dict:
             ratios[f"inference speed {label} / basicsr"] = base["infer_ms"] / rows[label]["infer_ms"]
     if "restore" in rows and "restore-malloc" in rows:
         ratios["train it/s restore / restore-malloc (allocator)"] = rows["restore"]["it_s"] / rows["restore-malloc"]["it_s"]
+    for label in rows:  # what each undone speed-up costs: > 1 means the speed-up helps
+        if label.startswith("restore-") and label in LEGACY_SIDES and "restore" in rows:
+            ratios[f"train it/s restore / {label}"] = rows["restore"]["it_s"] / rows[label]["it_s"]
     if "restore" in rows and "peak_fraction" in rows["restore"]:
         ratios["restore inference / peak conv"] = rows["restore"]["peak_fraction"]
     return {"rows": rows, "ratios": ratios}
@@ -453,6 +490,7 @@ def format_report(results: list, sizes: dict, header: dict) -> str:
                        f"{info['allocator']}, {info['params']:,} params")
             setting += "".join(f", train.{k}: {v}" for k, v in res["specs"][label].get("settings", {}).items()
                                if k != "channels_last")
+            setting += "".join(f", undone: {name}" for name in res["specs"][label].get("legacy", ()))
             cells = " ".join(_cell(row, key, fmt, width) for key, fmt, width in COLUMNS)
             lines.append(f"{label:<16} {cells}  {info['first_step_s']:>9.1f}s  {setting}")
         for label, err in res["failed"].items():
@@ -501,6 +539,8 @@ def build_parser():
                    help="also time restore with train.channels_last forced to false and to true")
     p.add_argument("--bf16", action="store_true",
                    help="also time restore with train.amp: bf16 (different numerics: not a like-for-like side)")
+    p.add_argument("--ablations", action="store_true",
+                   help="also time restore with its step's speed-ups undone, all together and one at a time")
     p.add_argument("--sides", nargs="+", choices=SIDES, help="run exactly these sides (default: basicsr, restore, restore-malloc + the flags above)")
     p.add_argument("--rounds", type=int, help="rounds of turns (default 5, --quick 2)")
     p.add_argument("--iters", type=int, help="training steps per side per round (default 3, --quick 1)")

@@ -16,25 +16,22 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from restore.archs import build_network
+from restore.archs.layers.csc_conv import CSCConv2d
+from restore.csc import apply_csc_lambda_option, first_layer_measure, fit_path_for, scale_csc_lambda
+from restore.csc.calibrate import DEFAULT_MULTIPLIERS, fit_rows, load_validation_images, noisy_versions, sweep
+from restore.data import build_dataloader, build_dataset
+from restore.models import build_model
+from restore.train import train
+from restore.utils.flops import count_macs
+from restore.utils.img_io import img2tensor, imread, list_images, to_float32
+from restore.utils.options import parse_options
 
-from restore.archs import build_network  # noqa: E402
-from restore.archs.layers.csc_conv import CSCConv2d  # noqa: E402
-from restore.cli.csc_calibrate import load_validation_images  # noqa: E402
-from restore.csc import apply_csc_lambda_option, first_layer_measure, fit_path_for, scale_csc_lambda  # noqa: E402
-from restore.csc.calibrate import DEFAULT_MULTIPLIERS, fit_rows, noisy_versions, sweep  # noqa: E402
-from restore.data import build_dataloader, build_dataset  # noqa: E402
-from restore.models import build_model  # noqa: E402
-from restore.train import train  # noqa: E402
-from restore.utils.flops import count_macs  # noqa: E402
-from restore.utils.img_io import img2tensor, imread, list_images, to_float32  # noqa: E402
-from restore.utils.options import parse_options  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MODELS = {  # label: (train options, test options, CSC lambda modes to test)
     "plain": ("train_DnCNN8_gray_s25_cpu.yml", "test_DnCNN8_gray_cpu.yml", [None]),

@@ -3,7 +3,7 @@
     python scripts/zoo_release.py nsr_sr_x2            # after restore-train -opt options/train/zoo/nsr_sr_x2.yml
     python scripts/zoo_release.py nsr_sr_x2 --stages weights     # only export the weights
     python scripts/zoo_release.py nsr_sr_x2 --stages bench card  # re-run the benchmark, rewrite the card
-    python scripts/zoo_release.py --readme-table                 # the README's zoo tables, from results/zoo/
+    python scripts/zoo_release.py --zoo-page                     # rewrite docs/zoo.md's tables from results/zoo/
 
 Stages (default: all, in this order):
   weights  the final EMA network of experiments/zoo_NAME/models/net_g_latest.pth (refused unless the
@@ -199,9 +199,10 @@ def _score(result: dict, label: str) -> str:
     return f"{m['psnr']:.2f} / {m['ssim']:.4f}" if m else "-"
 
 
-def readme_tables(names: list[str]) -> str:
-    """One table per task: the zoo models' mean PSNR / SSIM per set and level beside the baseline
-    (bicubic, or the degraded input), and for SR models their gate_region=tile scores."""
+def zoo_tables(names: list[str]) -> str:
+    """The models table, then one table per model: its mean PSNR / SSIM per set and level beside the
+    baseline (bicubic, or the degraded input), and for SR models their gate_region=tile scores.
+    Card links are relative to docs/, where the tables live (docs/zoo.md)."""
     benches = {}
     for name in names:
         path = os.path.join(ROOT, "results", "zoo", name, "results.json")
@@ -218,7 +219,7 @@ def readme_tables(names: list[str]) -> str:
         size = os.path.getsize(os.path.join(WEIGHTS_DIR, f"{name}.safetensors")) / 1e6
         lines.append(f"| `{name}` | {task} | {model['params']:,} | {model['macs_per_pixel'] / 1e3:.1f}K | "
                      f"{record['iterations']:,} | {record['wall_minutes']:.0f} min | {size:.2f} MB | "
-                     f"[docs/zoo/{name}.md](docs/zoo/{name}.md) |")
+                     f"[zoo/{name}.md](zoo/{name}.md) |")
     lines.append("")
     for name in names:
         bench = benches[name]
@@ -234,19 +235,48 @@ def readme_tables(names: list[str]) -> str:
     return "\n".join(lines)
 
 
+ZOO_PAGE = os.path.join(ROOT, "docs", "zoo.md")
+SIZE_SWEEP = os.path.join(ROOT, "results", "zoo", "size_sweep.md")
+
+
+def size_sweep_table() -> str:
+    with open(SIZE_SWEEP, encoding="utf-8") as f:
+        return f.read().split("\n\n", 1)[1].strip()  # drop the line saying how it was run
+
+
+def generated_blocks() -> dict[str, str]:
+    """docs/zoo.md's generated parts, by marker name; each is everything between
+    `<!-- NAME: begin ... -->` and `<!-- NAME: end -->` in the page."""
+    return {"zoo-tables": zoo_tables(list(DESCRIPTIONS)).strip(), "size-sweep": size_sweep_table()}
+
+
+def render_zoo_page(page: str) -> str:
+    """The page with every generated block replaced by its current text from results/zoo/."""
+    for marker, body in generated_blocks().items():
+        found = re.search(rf"(<!-- {marker}: begin[^>]*-->\n)(.*?)(\n<!-- {marker}: end -->)", page, re.S)
+        if not found:
+            raise RestoreError(f"{ZOO_PAGE}: no '<!-- {marker}: begin -->' ... '<!-- {marker}: end -->' block")
+        page = page[:found.start(2)] + body + page[found.end(2):]
+    return page
+
+
 def main(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="the zoo model: options/train/zoo/NAME.yml")
-    p.add_argument("--readme-table", action="store_true", help="print the README's zoo tables and exit")
+    p.add_argument("--zoo-page", action="store_true",
+                   help="rewrite the tables of docs/zoo.md from results/zoo/ and exit")
     p.add_argument("--stages", nargs="+", choices=["weights", "bench", "card"], default=["weights", "bench", "card"])
     p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = p.parse_args(argv)
     os.chdir(ROOT)
-    if args.readme_table:
-        print(readme_tables(list(DESCRIPTIONS)))
+    if args.zoo_page:
+        with open(ZOO_PAGE, encoding="utf-8") as f:
+            page = f.read()
+        atomic_write_bytes(ZOO_PAGE, render_zoo_page(page).encode())
+        print(f"{os.path.relpath(ZOO_PAGE, ROOT)} written")
         return 0
     if not args.name:
-        raise RestoreError("name a zoo model (options/train/zoo/NAME.yml) or give --readme-table")
+        raise RestoreError("name a zoo model (options/train/zoo/NAME.yml) or give --zoo-page")
     opt = read_options(args.name)
     for stage in args.stages:
         {"weights": stage_weights, "bench": stage_bench, "card": stage_card}[stage](args.name, opt)

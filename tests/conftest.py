@@ -2,6 +2,7 @@ import os
 import sys
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -20,3 +21,17 @@ def data_root():
                         "../shared/datasets beside the checkout")
         pytest.skip("benchmark datasets not found (set RESTORE_DATA_ROOT)")
     return root
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "models: published checkpoints through spandrel (make test-models)")
+
+
+@pytest.fixture(autouse=True)
+def grad_mode_is_left_on():
+    """No test or tool may leave autograd switched off: every later test in the process would then
+    train nothing, whatever order the tests run in. The culprit fails at teardown."""
+    yield
+    if not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
+        pytest.fail("this test left autograd switched off (torch.is_grad_enabled() is False)")

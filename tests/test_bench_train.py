@@ -1,6 +1,7 @@
 """scripts/bench_train.py: both sides train the same thing, and a tiny run produces the ratios."""
 import math
 import os
+import re
 import sys
 
 import pytest
@@ -72,6 +73,7 @@ def test_both_sides_take_the_same_training_steps(arch, one_thread):
     torch.testing.assert_close(restore.infer(lq).contiguous(), basicsr.infer(lq).contiguous(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_quick_run_reports_ratios():
     args = bt.build_parser().parse_args(["--quick", "--archs", "EDSR", "--sides", "basicsr", "restore",
                                          "--rounds", "1", "--iters", "2", "--threads", "1"])
@@ -88,6 +90,46 @@ def test_quick_run_reports_ratios():
     assert "train it/s restore / basicsr:" in report and "## EDSR x2" in report
 
 
+def test_ablation_sides_undo_the_speedups_but_take_the_same_steps(one_thread):
+    """restore-before (fused Adam, the residual without `* 1` and the unclipped norm undone) trains
+    exactly what restore trains, so the ablation times compare like with like."""
+    torch.manual_seed(0)
+    now = bt.build_trainer({"impl": "restore", "arch": "EDSR", "sizes": TINY, "ema_decay": 0.0})
+    before = bt.build_trainer({"impl": "restore", "arch": "EDSR", "sizes": TINY, "ema_decay": 0.0,
+                               "legacy": list(bt.LEGACY)})
+    before.net().load_state_dict(now.net().state_dict())
+    assert now.model.optimizer.param_groups[0]["fused"] is True
+    assert before.model.optimizer.param_groups[0]["fused"] is False
+    assert before.model.grad_clip == math.inf and not now.model.grad_clip
+    assert "forward" in vars(before.net().body[0]) and "forward" not in vars(now.net().body[0])
+    batches = bt.random_batches(TINY)
+    for it in range(1, 4):
+        assert math.isclose(now.step(it, batches[it]), before.step(it, batches[it]), rel_tol=1e-6)
+    for (name, a), b in zip(now.net().state_dict().items(), before.net().state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_bench_nsr_train_runs_every_formulation_on_the_same_steps(one_thread, monkeypatch, tmp_path):
+    monkeypatch.setenv("RESTORE_SPARSE_GROUP_CACHE", str(tmp_path / "choices.json"))
+    bn = load_script("bench_nsr_train")
+    sizes = {**bn.QUICK, "rounds": 1}
+    args = bn.build_parser().parse_args(["--quick"])
+    sides = bn.build_sides(sizes, args)
+    assert [s.label for s in sides if s.arch == "WDSR"] == ["WDSR cl fp32", "WDSR nchw fp32"]
+    assert {s.formulation for s in sides if s.arch == "NSR"} == {"grouped", "loop", "unfold", "fused", "auto"}
+    batch = {"lq": torch.rand(4, 3, 12, 12), "gt": torch.rand(4, 3, 24, 24)}
+    losses = {s.label: [s.step(batch), s.step(batch)] for s in sides}
+    reference = losses["NSR grouped nchw fp32"]
+    for label, found in losses.items():  # same seed, same batches: every formulation, same steps
+        if label.startswith("WDSR"):
+            continue
+        assert all(math.isclose(a, b, rel_tol=1e-5) for a, b in zip(found, reference)), (label, found, reference)
+    text = bn.report(sides, sizes, "now", (0, 0, 0), (0, 0, 0), [0.0], batch)
+    assert "## fp32: ratios to the faster WDSR-A side" in text
+    assert "NSR auto nchw fp32 (= " in text and "best NSR side:" in text
+
+
+@pytest.mark.slow
 def test_bench_layouts_measures_both_formats_and_reports_the_auto_choice(one_thread):
     bl = load_script("bench_layouts")
     dncnn, nsr = bl.measure("DnCNN", rounds=1), bl.measure("NSR-DN", rounds=1)
@@ -97,18 +139,16 @@ def test_bench_layouts_measures_both_formats_and_reports_the_auto_choice(one_thr
         assert r["speedup_cpu"] == r["cpu_nchw"] / r["cpu_cl"]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/performance.md"])
-def test_the_documented_benchmark_commands_parse(doc):
-    """Every `python scripts/bench_*.py ...` line in the docs uses flags the script has."""
-    parsers = {"bench_train": bt.build_parser(), "bench_layouts": load_script("bench_layouts").build_parser()}
+@pytest.mark.parametrize("doc,at_least", [("README.md", 1), ("docs/performance.md", 2)])
+def test_the_documented_benchmark_commands_parse(doc, at_least):
+    """Every `python scripts/bench_*.py ...` command in the docs, on its own line or in `code`,
+    uses flags the script has."""
+    parsers = {"bench_train": bt.build_parser(), "bench_layouts": load_script("bench_layouts").build_parser(),
+               "bench_nsr_train": load_script("bench_nsr_train").build_parser()}
+    command = re.compile(r"python scripts/(bench_train|bench_layouts|bench_nsr_train)\.py([^`#\n]*)")
     seen = 0
     with open(os.path.join(ROOT, doc)) as f:
-        for line in f:
-            line = line.split("#")[0].strip()
-            for name, parser in parsers.items():
-                prefix = f"python scripts/{name}.py"
-                if line.startswith(prefix):
-                    args = line[len(prefix):].replace("[", "").replace("]", "").split()
-                    parser.parse_args(args)  # exits (SystemExit) on an unknown flag
-                    seen += 1
-    assert seen >= 2
+        for name, args in command.findall(f.read()):
+            parsers[name].parse_args(args.replace("[", "").replace("]", "").split())  # SystemExit on a bad flag
+            seen += 1
+    assert seen >= at_least

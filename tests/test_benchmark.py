@@ -56,12 +56,21 @@ def test_resolve_alias_folder_and_hr_subfolder(tmp_path):
     assert resolve_testset("set5", str(tmp_path))[1] == str(tmp_path / "Set5")
 
 
-def test_missing_set_is_one_line_naming_where_it_looked(tmp_path):
+def test_missing_set_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
+    from restore.data.dataset_manifest import MANIFEST
+    # a set the downloader can fetch: its command; one it cannot (it would only print how to get
+    # it): those instructions, never the command
+    monkeypatch.setitem(MANIFEST, "Urban100", {"kind": "files", "files": {}})
     with pytest.raises(RestoreError) as e:
         resolve_testset("Urban100", str(tmp_path))
     msg = str(e.value)
     assert "\n" not in msg
-    assert f"looked for Urban100 under {tmp_path}" in msg and "scripts/download_datasets.py Urban100" in msg
+    assert f"looked for Urban100 under {tmp_path}" in msg and "restore-download-datasets Urban100" in msg
+    monkeypatch.setitem(MANIFEST, "Urban100", {"kind": "manual",
+                                               "instructions": "ask for it; put it in <data root>/U."})
+    with pytest.raises(RestoreError) as e:
+        resolve_testset("Urban100", str(tmp_path))
+    assert str(e.value).endswith(f"under {tmp_path}; ask for it; put it in {tmp_path}/U.")
 
 
 def test_shared_sets_resolve_with_their_image_counts(data_root):
@@ -156,6 +165,7 @@ def test_bench_missing_set_fails_before_any_work(tmp_path, capsys):
     code = run_cli(benchmark.main, ["--sets", "Manga109", "--data-root", str(tmp_path), "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Manga109: test set not found" in err
+    assert "manga109.org" in err and "download_datasets" not in err  # the downloader cannot fetch it
     assert not (tmp_path / "o").exists()
 
 
@@ -214,6 +224,7 @@ def render_check(report, profile):
     return marker.group(1).strip()
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(bench_run, tmp_path):
     report = bench_run["out"] / "report"
     images = len(re.findall(r'<img class=crop', (report / "index.html").read_text()))
@@ -245,3 +256,57 @@ def test_crop_region_is_where_the_detail_is():
     top, left, size = pick_region(img, 32, 4)
     assert size == 32 and top % 4 == 0 and left % 4 == 0
     assert abs(top - 20) <= 8 and abs(left - 60) <= 8
+
+
+# --- one baseline, gray models on colour sets ------------------------------------------------------
+def bench_json(out, *args):
+    assert run_cli(benchmark.main, [*args, "-o", str(out), "--no-html", "--no-progress", "--latency-runs", "0"]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_bench_and_restore_test_give_the_same_bicubic_baseline(tmp_path):
+    from restore import test as restore_test
+    root = tmp_path / "data"
+    for name, seed in (("Set5", 0), ("Set14", 1), ("BSD100", 2)):
+        make_images(root / name, n=2, size=(30, 36), seed=seed)
+    options = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "options", "test", "Bicubic", "test_Bicubic_SRx2.yml")
+    assert run_cli(restore_test.main, ["-opt", options, "--data-root", str(root),
+                                       "--set", f"path.results_root={tmp_path / 'results'}"]) == 0
+    tested = json.loads((tmp_path / "results" / "Bicubic_SRx2" / "results.json").read_text())
+    plain = bench_json(tmp_path / "b1", "--sets", "Set5", "Set14", "BSD100", "--scales", "2",
+                       "--data-root", str(root))
+    # --tile and --ensemble are for the models: the baseline row does not move
+    tiled = bench_json(tmp_path / "b2", "--sets", "Set5", "Set14", "BSD100", "--scales", "2",
+                       "--data-root", str(root), "--tile", "8", "--tile-pad", "1", "--ensemble")
+    for bench in (plain, tiled):
+        for r in bench["results"]:
+            by_name = {row["name"]: row for row in tested[r["set"]]["images"]}
+            assert len(r["images"]) == 2 == len(by_name)
+            for row in r["images"]:
+                for metric in ("psnr", "ssim"):
+                    assert row["Bicubic"][metric] == pytest.approx(by_name[row["name"]][metric], abs=1e-9)
+
+
+def test_gray_model_on_a_colour_set_runs_per_channel_as_restore_infer(tmp_path):
+    root = tmp_path / "data"
+    make_images(root / "Set5", n=2, size=(24, 30))
+    torch.manual_seed(0)
+    gray = {"type": "EDSR", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 8, "num_block": 1, "upscale": 2}
+    net = build_network(gray).eval()
+    save_network_file(str(tmp_path / "gray.pth"), net.state_dict())
+    data = bench_json(tmp_path / "o", "--model", f"g=EDSR:{tmp_path / 'gray.pth'},num_in_ch=1,num_out_ch=1,"
+                      "num_feat=8,num_block=1,upscale=2", "--sets", "Set5", "--scales", "2",
+                      "--data-root", str(root))
+    assert data["not_run"] == []
+    r = data["results"][0]
+    assert list(r["mean"]) == ["Bicubic", "g"]
+    assert r["notes"] == {"g": "gray model: run on each of R, G, B separately, as restore-infer does"}
+    for row in r["images"]:
+        gt = imread(root / "Set5" / f"{row['name']}.png")
+        lq = torch.from_numpy(bicubic_degrade(gt, 2).transpose(2, 0, 1)).float()[:, None] / 255  # (3, 1, h, w)
+        with torch.no_grad():
+            sr = tensor2img(net(lq).permute(1, 0, 2, 3))
+        assert row["g"]["psnr"] == pytest.approx(calculate_psnr(sr, gt, 2, test_y_channel=True), abs=1e-6)
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "- g on Set5 x2: gray model: run on each of R, G, B separately, as restore-infer does" in md

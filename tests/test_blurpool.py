@@ -227,3 +227,39 @@ def test_unet_option_files_parse_and_build(path, data_root):
     net = build_network(opt["network_g"])
     x = torch.rand(1, opt["network_g"]["num_in_ch"], 24, 20)
     assert net(x).shape == x.shape
+
+
+def reference_maxblurpool(x, filter_size=4, stride=2):
+    """antialiased-cnns' recipe from its description: nn.MaxPool2d(2, stride=1) unpadded, then a
+    reflect pad of floor/ceil((f-1)/2) and the depthwise binomial filter at `stride`."""
+    x = torch.nn.MaxPool2d(2, stride=1)(x)
+    row = torch.tensor([math.comb(filter_size - 1, i) for i in range(filter_size)], dtype=x.dtype)
+    filt = (row[:, None] * row[None, :]) / row.sum() ** 2
+    before, after = (filter_size - 1) // 2, math.ceil((filter_size - 1) / 2)
+    x = F.pad(x, (before, after, before, after), mode="reflect")
+    return F.conv2d(x, filt[None, None].repeat(x.shape[1], 1, 1, 1), stride=stride, groups=x.shape[1])
+
+
+@pytest.mark.parametrize("shape", [(16, 12), (15, 9), (7, 8)])
+@pytest.mark.parametrize("filter_size", [3, 4, 5])
+def test_maxblurpool_valid_is_the_reference_recipe(shape, filter_size):
+    x = torch.randn(2, 5, *shape)
+    ours = MaxBlurPool2d(5, 2, filter_size, 2, "reflect", max_padding="valid")(x)
+    want = reference_maxblurpool(x, filter_size)
+    assert ours.shape == want.shape
+    assert torch.allclose(ours, want, atol=1e-6, rtol=0)
+    same = MaxBlurPool2d(5, 2, filter_size, 2, "reflect")(x)
+    h, w = shape
+    assert same.shape[-2:] == (math.ceil(h / 2), math.ceil(w / 2))
+    assert want.shape[-2:] == (math.ceil((h - 1) / 2), math.ceil((w - 1) / 2))  # odd sizes lose a row
+    if h % 2 == 0 and w % 2 == 0:  # same size: the interior agrees, the last row and column differ
+        assert torch.allclose(same[..., 1:-1, 1:-1], want[..., 1:-1, 1:-1], atol=1e-6)
+        assert not torch.allclose(same, want, atol=1e-6)
+
+
+def test_max_padding_option_in_downsample_spec():
+    layer = make_downsample({"type": "blurpool", "max_padding": "valid"}, 4)
+    assert isinstance(layer, MaxBlurPool2d) and layer.max_padding == "valid"
+    assert layer(torch.randn(1, 4, 9, 9)).shape[-2:] == (4, 4)
+    with pytest.raises(OptionError, match="max_padding: only base 'max'"):
+        make_downsample({"type": "blurpool", "base": "conv", "max_padding": "valid"}, 4)

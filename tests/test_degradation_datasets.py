@@ -105,6 +105,7 @@ print(h.hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_validation_noise_is_identical_in_separate_processes(folder):
     env = dict(os.environ, PYTHONPATH=ROOT)
     runs = [subprocess.run([sys.executable, "-c", VAL_HASH_SCRIPT, str(folder)], capture_output=True,

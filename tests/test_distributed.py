@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import tests.tiny  # noqa: F401
@@ -37,6 +38,7 @@ def params(tmp, name, it):
     return load_safely(os.path.join(tmp, "experiments", name, "models", f"net_g_{it}.pth"))["params"]
 
 
+@pytest.mark.slow
 def test_two_process_gloo_equals_one_process_with_same_global_batch(tmp_path):
     common = {"train__total_iter": 20, "logger__save_checkpoint_freq": 10, "val__val_freq": 10,
               "train__ema_decay": 0.0}
@@ -98,6 +100,7 @@ def test_fp16_autocast_trains_with_a_grad_scaler_whose_state_is_checkpointed(tmp
     assert state["scaler"]["scale"] > 0  # an enabled GradScaler (a disabled one saves {})
 
 
+@pytest.mark.slow
 def test_compiled_training_takes_the_same_steps(tmp_path):
     """train.compile: true runs the net through torch.compile and learns what eager mode learns."""
     from restore.models import build_model

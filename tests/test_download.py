@@ -175,6 +175,32 @@ def test_server_errors_and_manual_sets(tmp_path, server, capsys):
     assert "Manga109: ask the publisher" in err and "not downloaded (see above): Manga109" in err
 
 
+def test_renamed_source_files_urban100(tmp_path, server):
+    """Urban100's source names its HR files img_NNN_SRF_4_HR.png; they are saved as img_NNN.png."""
+    spec = dict(MANIFEST["Urban100"])
+    assert spec["base_url"].endswith("/jbhuang0604/SelfExSR/8f6dd8c1d20cb7e8792a7177b4f6fd677633f598/"
+                                     "data/Urban100/image_SRF_4/")
+    assert sorted(spec["files"]) == [f"img_{i:03d}.png" for i in range(1, 101)]
+    images = {f"img_00{i}.png": imencode(np.full((6, 8, 3), 40 * i, np.uint8), ".png") for i in (1, 2)}
+    for name, data in images.items():
+        server.files[f"/SelfExSR/image_SRF_4/{name[:-4]}_SRF_4_HR.png"] = data
+    spec.update(base_url=f"{server.url}/SelfExSR/image_SRF_4/", files={n: sha(d) for n, d in images.items()})
+    assert fetch(tmp_path, {"Urban100": spec}, "urban100") == 0
+    folder = tmp_path / "data" / "Urban100"
+    assert sorted(os.listdir(folder)) == sorted(images)
+    assert all((folder / n).read_bytes() == d for n, d in images.items())
+    assert sorted(p for p, _ in server.log) == ["/SelfExSR/image_SRF_4/img_001_SRF_4_HR.png",
+                                                "/SelfExSR/image_SRF_4/img_002_SRF_4_HR.png"]
+    spec["files"]["img_001.png"] = "0" * 64  # a wrong checksum for a file already there: refused
+    assert fetch(tmp_path, {"Urban100": spec}, "Urban100") == 2
+
+
+def test_div2k_valid_prints_instructions(tmp_path, capsys):
+    assert run_cli(dl.main, ["DIV2K_valid", "--data-root", str(tmp_path), "--no-progress"]) == dl.EXIT_MISSING
+    err = capsys.readouterr().err
+    assert "DIV2K_valid_HR.zip" in err and "not downloaded (see above): DIV2K_valid" in err
+
+
 def test_pixel_checked_source_is_converted_to_png(tmp_path, server, data_root):
     """McMaster's upstream files are TIFF: verified by decoded pixels, stored as PNG."""
     img = imread(os.path.join(data_root, "McMaster", "1.png"))[:40, :50]
@@ -199,11 +225,17 @@ def shared_sums(data_root) -> dict:
 
 def test_builtin_manifest_matches_the_shared_copies(data_root):
     """Every checksum in the manifest is that of the verified offline copy (pixels for McMaster)."""
-    assert set(MANIFEST) == set(TESTSETS)
+    assert set(MANIFEST) == set(TESTSETS) | {"DIV2K_valid"}
     sums = shared_sums(data_root)
+    urban = os.path.join(os.path.dirname(data_root), "urban100.sha256")
+    if os.path.isfile(urban):  # the checksums of SelfExSR's 100 HR files, not in the offline copy
+        with open(urban) as f:
+            sums["Urban100"] = {name: digest for digest, name in (line.split() for line in f if line.strip())}
     for name, spec in MANIFEST.items():
         if spec["kind"] == "manual":
-            assert spec["instructions"] and name in ("Urban100", "Manga109")
+            assert spec["instructions"] and name in ("DIV2K_valid", "Manga109")
+            continue
+        if name not in sums:
             continue
         assert re.fullmatch(r"https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/[\w/]+/",
                             spec["base_url"]), name

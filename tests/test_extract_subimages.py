@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from restore.cli.extract_subimages import crop_positions, extract_subimages
+from restore.data.subimages import crop_positions, extract_subimages
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import imread, imwrite
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from restore.cli.common import run_cli
-from restore.cli.find_leaks import aligned_check, main
+from restore.cli.find_leaks import main
+from restore.features.aligned_check import aligned_check
 from restore.utils.img_io import imdecode, imencode, imwrite
 
 # Small and fast: full-resolution, 48 px windows, 64 features whitened to 16 dimensions.

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import restore.cli.create_lmdb as create_lmdb_mod
+import restore.data.lmdb_writer as lmdb_writer
 from restore.cli.common import run_cli
-from restore.cli.create_lmdb import create_lmdb, main as lmdb_main
+from restore.cli.create_lmdb import main as lmdb_main
+from restore.data.lmdb_writer import create_lmdb
 from restore.data import build_dataloader, build_dataset
 from restore.data.io_backends import build_backend
 from restore.data.lmdb_backend import LmdbBackend, key_of_meta_line, shared_env
@@ -78,8 +79,8 @@ def test_cli_with_workers_and_verify(tmp_path, capsys):
 
 def test_map_size_grows_when_the_estimate_is_short(tmp_path, monkeypatch):
     # force a tiny map: the writer must recover from MDB_MAP_FULL instead of failing
-    monkeypatch.setattr(create_lmdb_mod, "MIN_MAP_SIZE", 64 * 1024)
-    monkeypatch.setattr(create_lmdb_mod, "map_size_for", lambda sizes, page: 0)
+    monkeypatch.setattr(lmdb_writer, "MIN_MAP_SIZE", 64 * 1024)
+    monkeypatch.setattr(lmdb_writer, "map_size_for", lambda sizes, page: 0)
     rng = np.random.default_rng(2)
     src = tmp_path / "src"
     noise = {f"n{i}": rng.integers(0, 256, (128, 128, 3), dtype=np.uint8) for i in range(6)}
@@ -106,6 +107,7 @@ def cli_subprocess(*args):
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_exit_2(images_and_lmdb, tmp_path):
     _, out = images_and_lmdb
     existing = cli_subprocess(str(tmp_path / "src"), str(out))
@@ -258,17 +260,17 @@ def test_list_of_folders_reads_as_one_source(tmp_path):
 
 def test_verify_catches_a_wrong_stored_image(tmp_path, monkeypatch):
     make_images(tmp_path / "src", np.random.default_rng(6))
-    real_encode = create_lmdb_mod.encode_image
+    real_encode = lmdb_writer.encode_image
 
     def encode_with_one_wrong_pixel(job):
         key, value, shape = real_encode(job)
         if key == "rgb8":
             img = imdecode(value, key)
             img[0, 0, 0] ^= 1
-            value = create_lmdb_mod.imencode(img, ".png")
+            value = lmdb_writer.imencode(img, ".png")
         return key, value, shape
 
-    monkeypatch.setattr(create_lmdb_mod, "encode_image", encode_with_one_wrong_pixel)
+    monkeypatch.setattr(lmdb_writer, "encode_image", encode_with_one_wrong_pixel)
     with pytest.raises(RestoreError, match="verification failed: rgb8: stored pixels differ"):
         create_lmdb(str(tmp_path / "src"), str(tmp_path / "v.lmdb"), workers=1, verify=True)
     assert sorted(os.listdir(tmp_path)) == ["src"]

@@ -21,10 +21,11 @@ def test_option_file_parses(path, tmp_path):
     text = open(path).read()
     for rel in re.findall(r"\$\{data_root\}/([^\s,\]}]+)", text):
         os.makedirs(tmp_path / rel, exist_ok=True)
-    if "${root}/datasets/skimage" in text:  # the quickstart's data, as `make quickstart` writes it
-        write_skimage_samples(os.path.join(ROOT, "datasets", "skimage"))
     is_train = f"{os.sep}train{os.sep}" in path
     # test files point at checkpoints that training makes; the network is what we check here
     overrides = [] if is_train else ["path.pretrain_network_g=~"]
+    if "${root}/datasets/skimage" in text:  # the quickstart's data, as `make quickstart` writes it,
+        write_skimage_samples(str(tmp_path / "root" / "datasets" / "skimage"))  # but not into the checkout
+        overrides.append(f"path.root={tmp_path / 'root'}")
     opt = parse_options(path, is_train=is_train, data_root=str(tmp_path), overrides=overrides)
     build_network(opt["network_g"])

@@ -133,6 +133,7 @@ def test_relative_paths_resolve_against_root_not_cwd(tmp_path, monkeypatch):
     assert parsed["path"]["experiments_root"] == str(tmp_path / "proj" / "experiments")
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_and_no_traceback(tmp_path):
     opt = train_options(tmp_path)
     opt["train"]["totl_iter"] = 3

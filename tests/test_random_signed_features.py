@@ -155,7 +155,7 @@ def test_feature_distance_rejects_mismatched_shapes_and_unknown_options():
 # ---- restore-probe-features (linear probe / kNN on these features) ----
 
 def test_topk_accuracy_by_hand():
-    from restore.cli.probe_features import topk_accuracy
+    from restore.features.probe import topk_accuracy
     scores = np.array([[0.1, 0.9, 0.0], [0.5, 0.2, 0.4], [0.3, 0.3, 0.9]])
     labels, classes = np.array([1, 2, 1]), np.array([0, 1, 2])
     assert topk_accuracy(scores, labels, classes, 1) == pytest.approx(1 / 3)
@@ -165,14 +165,14 @@ def test_topk_accuracy_by_hand():
 
 
 def test_class_separation_by_hand():
-    from restore.cli.probe_features import class_separation
+    from restore.features.probe import class_separation
     x = np.array([[0.0], [1.0], [10.0], [11.0]])
     sep = class_separation(x, np.array([0, 0, 1, 1]))
     assert sep["within"] == pytest.approx(1.0) and sep["between"] == pytest.approx((10 + 11 + 9 + 10) / 4)
 
 
 def test_degradations_do_what_they_say():
-    from restore.cli.probe_features import DEGRADATION_CLASSES, degrade_patch
+    from restore.features.degradation_task import DEGRADATION_CLASSES, degrade_patch
     patch = uint8_image(3, 48, 48)
     rng = np.random.default_rng(0)
     out = {name: degrade_patch(patch, name, rng) for name in DEGRADATION_CLASSES}
@@ -185,7 +185,8 @@ def test_degradations_do_what_they_say():
 
 
 def test_degradation_task_is_deterministic_and_probe_runs(tmp_path, capsys):
-    from restore.cli.probe_features import DEGRADATION_CLASSES, main
+    from restore.cli.probe_features import main
+    from restore.features.degradation_task import DEGRADATION_CLASSES
     from restore.utils.img_io import imwrite
     for split, seeds in (("tr", range(4)), ("te", range(10, 12))):
         for s in seeds:
@@ -211,7 +212,8 @@ def test_degradation_task_is_deterministic_and_probe_runs(tmp_path, capsys):
 
 
 def test_probe_separates_clean_from_noisy_patches():
-    from restore.cli.probe_features import degrade_patch, probe
+    from restore.features.degradation_task import degrade_patch
+    from restore.features.probe import probe
     rng = np.random.default_rng(0)
     m = RandomSignedFeatures(n=256, standardize=False)
     patches = [textured_uint8_image(s, 32, 32) for s in range(30)]

@@ -62,6 +62,7 @@ def test_nonfinite_run_stops_with_message_and_keeps_last_good_checkpoint(tmp_pat
     assert all(torch.equal(good["params"][k], after["params"][k]) for k in good["params"])
 
 
+@pytest.mark.slow
 def test_save_onto_full_disk_fails_clearly_and_keeps_previous(tmp_path):
     script = textwrap.dedent(f"""
         import resource, signal, sys, os, torch
@@ -86,6 +87,7 @@ def test_save_onto_full_disk_fails_clearly_and_keeps_previous(tmp_path):
     assert "LEFT ['net.pth']" in r.stdout  # no temporary file left behind
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers,whole_group", [(0, False), (1, True)])
 def test_sigterm_saves_a_state_and_resume_continues(tmp_path, workers, whole_group):
     # whole_group: the signal reaches the DataLoader workers too, as Ctrl-C or `pkill -f` does
@@ -136,6 +138,7 @@ STORM = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_workers_survive_sigterm_while_they_start():
     # A plain DataLoader fails this within a few epochs ("DataLoader worker exited unexpectedly", or
     # hangs): torch's worker SIGTERM handler is live before worker_init_fn can ignore the signal.

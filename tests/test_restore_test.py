@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 import tests.tiny  # noqa: F401
@@ -112,3 +113,28 @@ def test_restore_test_csc_lambda_override_changes_the_output(tmp_path):
         assert run_cli(restore_test.main, ["-opt", write_options(tmp_path / f"{name}.yml", opt), *extra]) == 0
         psnr[name] = json.loads((tmp_path / "results" / name / "results.json").read_text())["mini"]["mean"]["psnr"]
     assert psnr["trained"] != psnr["big"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_image_is_skipped_listed_and_exit_1(tmp_path, capsys, workers):
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / "net.pth")
+    save_network_file(ckpt, TinyTestSR(num_feat=8).state_dict())
+    folder = make_images(tmp_path / "set", n=3, size=(24, 30))
+    bad = folder / "img01.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated
+    opt = {"name": "skip", "scale": 2, "device": "cpu", "network_g": {"type": "TinyTestSR", "num_feat": 8},
+           "datasets": {"test_1": {"name": "mini", "type": "SRImageDataset", "dataroot_gt": str(folder),
+                                   "num_worker_per_gpu": workers}},
+           "path": {"pretrain_network_g": ckpt, "results_root": str(tmp_path / "results")},
+           "val": {"metrics": {"psnr": {"type": "calculate_psnr"}}}}
+    assert run_cli(restore_test.main, ["-opt", write_options(tmp_path / "t.yml", opt)]) == 1
+    err = capsys.readouterr().err
+    listed = err.split("skipped 1 file(s):\n")[-1].splitlines()
+    assert len(listed) == 1 and listed[0].startswith(f"  {bad}: ") and "Traceback" not in err
+    reason = listed[0][2:]  # the reader's own words (truncated, cannot decode, ...)
+    results = json.loads((tmp_path / "results" / "skip" / "results.json").read_text())["mini"]
+    assert [r["name"] for r in results["images"]] == ["img00", "img02"]
+    assert results["skipped"] == [reason]
+    assert results["mean"]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in results["images"]]))
+    assert f"- {reason}" in (tmp_path / "results" / "skip" / "results.md").read_text()

@@ -109,13 +109,24 @@ def test_a_corrupted_weight_file_is_refused(tmp_path, monkeypatch):
         load_model(model="nsr_sr_x2")
 
 
-def test_readme_zoo_tables_match_the_committed_results():
-    """The README's zoo tables are the ones scripts/zoo_release.py prints from results/zoo/."""
+def test_the_zoo_page_tables_match_the_committed_results():
+    """docs/zoo.md's tables are what `scripts/zoo_release.py --zoo-page` makes from results/zoo/."""
     zoo_release = load_script("zoo_release")
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
-    tables = zoo_release.readme_tables(list(zoo_release.DESCRIPTIONS))
-    assert tables.strip() in readme
+    with open(os.path.join(ROOT, "docs", "zoo.md"), encoding="utf-8") as f:
+        page = f.read()
+    assert zoo_release.render_zoo_page(page) == page, "run python scripts/zoo_release.py --zoo-page"
     with open(os.path.join(ROOT, "results", "zoo", "size_sweep.md"), encoding="utf-8") as f:
         sweep_table = f.read().split("\n\n", 1)[1].strip()
-    assert sweep_table in readme
+    assert sweep_table in page
+    for name in zoo_release.DESCRIPTIONS:
+        assert f"[zoo/{name}.md](zoo/{name}.md)" in page
+
+
+def test_the_zoo_page_generator_replaces_a_stale_table_and_refuses_a_page_without_markers():
+    zoo_release = load_script("zoo_release")
+    with open(os.path.join(ROOT, "docs", "zoo.md"), encoding="utf-8") as f:
+        page = f.read()
+    stale = page.replace("| `nsr_sr_x2` | sr x2 | 616,148 |", "| `nsr_sr_x2` | sr x2 | 1 |")
+    assert stale != page and zoo_release.render_zoo_page(stale) == page
+    with pytest.raises(RestoreError, match="zoo-tables: begin"):
+        zoo_release.render_zoo_page(page.replace("<!-- zoo-tables: begin", "<!-- gone"))

@@ -1,14 +1,8 @@
 """Network architectures. Every `*_arch.py` module in this folder registers its classes in
 ARCH_REGISTRY when imported; `build_network({'type': 'EDSR', ...})` builds one from options."""
-import importlib
-import os
+from restore.utils.registry import ARCH_REGISTRY, Registry
 
-from restore.utils.registry import ARCH_REGISTRY
-
-_here = os.path.dirname(os.path.abspath(__file__))
-for _file in sorted(os.listdir(_here)):
-    if _file.endswith("_arch.py"):
-        importlib.import_module(f"restore.archs.{_file[:-3]}")
+Registry.import_all("restore.archs", "_arch.py")
 
 
 def build_network(opt: dict, where: str = "network_g"):

@@ -16,7 +16,7 @@ from typing import Literal, Optional
 from torch import nn
 
 from restore.archs.layers.conv_factory import LayeredVariant, conv_variant, make_conv
-from restore.archs.layers.sparse_group_conv import GateType
+from restore.archs.layers.sparse_group_conv import Formulation, GateType
 from restore.archs.layers.tiles import image_to_tiles, tile_layout, tiles_to_image
 from restore.archs.layers.weight_norm import init_weight_norm
 from restore.utils.errors import OptionError
@@ -94,6 +94,8 @@ class NSR(WDSR):
     parameters at x2). gate_region 'tile' reproduces the reference inference: in eval mode, when both
     sides of the input are >= 4 * tile_size, the body runs on tile_size tiles (reflect pad 4,
     stride tile_size - 16), each with its own gates; the 5x5 skip runs on the whole image.
+    `formulation` says how the sparse-group convs run (auto: the fastest measured on this machine;
+    grouped: the reference; all compute the same, restore/archs/layers/sparse_group_conv.py).
     `conv` lays another conv variant over the sparse-group body at the positions it names:
     `{type: csc, where: first}` makes the head a CSC layer; `where: all` also replaces the body."""
 
@@ -101,11 +103,11 @@ class NSR(WDSR):
                  upscale: int = 4, width_mult: int = 1, k: int = 4, d: int = 16, gate: GateType = "softmax",
                  temperature: float = 1.0, img_mean: float = 0.5,
                  gate_region: Literal["image", "tile"] = "image", tile_size: int = 48,
-                 conv: Optional[dict] = None):
+                 conv: Optional[dict] = None, formulation: Formulation = "auto"):
         if tile_size <= 2 * TILE_PAD + TILE_OVERLAP:
             raise OptionError(f"network_g.tile_size: must be > {2 * TILE_PAD + TILE_OVERLAP}, got {tile_size}")
         sparse = conv_variant({"type": "sparse_group", "k": k, "d": d, "gate": gate,
-                               "temperature": temperature}, where="network_g")
+                               "temperature": temperature, "formulation": formulation}, where="network_g")
         if conv is not None:
             sparse = LayeredVariant(conv_variant(conv), sparse)
         super().__init__(num_in_ch, num_out_ch, num_feat, num_block, upscale, width_mult, img_mean, conv=sparse)

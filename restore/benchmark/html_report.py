@@ -164,7 +164,8 @@ def write_html(folder: str, results: list[SetResult], models: dict, crops: dict,
     for r in results:
         key = f"{r.testset.name}_{r.level_name}"
         body += [f'<h2 id="{escape(safe_name(key))}">{escape(r.testset.name)} {escape(r.level_name)}</h2>',
-                 f"<p>{escape(r.testset.protocol())}; {len(r.images)} images.</p>"]
+                 f"<p>{escape(r.testset.protocol(r.protocol))}; {len(r.images)} images.</p>"]
+        body += [f"<p>{escape(label)}: {escape(note)}.</p>" for label, note in r.notes.items()]
         body += _per_image_table(r)
         body += _crop_strips(r, crops.get(key, []), zoom)
     if not_run:

@@ -11,6 +11,7 @@ import torch
 from restore.archs import ARCH_REGISTRY
 from restore.archs.bicubic_arch import Bicubic
 from restore.inference.loading import LoadedModel, load_model
+from restore.inference.setup import net_input, prepare_net
 from restore.utils.errors import OptionError
 from restore.utils.flops import OUTPUT_720P, count_macs, count_params, input_shape_for_output
 
@@ -56,9 +57,11 @@ def parse_model_spec(spec: str, param_key: Optional[str] = None) -> BenchModel:
 
 
 def baseline(task: str, channels: int, level: int) -> BenchModel:
-    """MATLAB bicubic upscaling (SR; 8-bit rounding as the literature) or the degraded input itself."""
+    """MATLAB bicubic upscaling (SR) or the degraded input itself. The SR baseline is MATLAB's uint8
+    imresize (rounded after each pass, as the literature's bicubic rows), the one definition that
+    restore-test's options/test/Bicubic/*.yml build too (`uint8_rounding: true`)."""
     scale = level if task == "sr" else 1
-    net = Bicubic(channels, channels, scale, uint8_rounding=True).eval()
+    net = prepare_net(Bicubic(channels, channels, scale, uint8_rounding=True))
     label = BASELINE_SR if task == "sr" else BASELINE_INPUT
     loaded = LoadedModel(net, {"type": "Bicubic", "num_in_ch": channels, "num_out_ch": channels,
                                "upscale": scale, "uint8_rounding": True}, None, label)
@@ -67,7 +70,7 @@ def baseline(task: str, channels: int, level: int) -> BenchModel:
 
 def latency_ms(net, shape, runs: int = 3, warmup: int = 1) -> float:
     """Median wall time of one forward on a random input of `shape`, in milliseconds."""
-    x = torch.rand(shape)
+    x = net_input(net, torch.rand(shape))  # as restore-infer feeds it
     with torch.inference_mode():
         for _ in range(warmup):
             net(x)

@@ -60,7 +60,7 @@ def to_json(results, models, not_run, settings, folder: str) -> str:
         "models": [{"label": m.label, "source": m.source, "network_g": m.loaded.network_g,
                     "weights": relative_to(m.loaded.weights, folder), **m.costs} for m in models.values()],
         "results": [{"set": r.testset.name, "task": r.testset.task, "level": r.level, "level_name": r.level_name,
-                     "protocol": r.testset.protocol(),
+                     "protocol": r.testset.protocol(r.protocol), "notes": r.notes,
                      "mean": {label: {"psnr": r.mean(label, "psnr"), "ssim": r.mean(label, "ssim")}
                               for label in r.models},
                      "images": r.images} for r in results],
@@ -119,10 +119,14 @@ def to_markdown(results, models, not_run) -> str:
     for r in results:
         if r.testset.name not in seen:
             seen.add(r.testset.name)
-            lines.append(f"- {r.testset.name}: {r.testset.protocol()} ({len(r.images)} images)")
+            lines.append(f"- {r.testset.name}: {r.testset.protocol(r.protocol)} ({len(r.images)} images)")
     if models:
         lines += ["", "## Models", ""] + model_table(models)
     lines += ["", "## Scores"] + score_tables(results)
+    notes = [f"- {label} on {r.testset.name} {r.level_name}: {note}"
+             for r in results for label, note in r.notes.items()]
+    if notes:
+        lines += ["", "## How models were run", ""] + notes
     if not_run:
         lines += ["", "## Not run", ""] + [f"- {n['model']} on {n['set']} {n['level']}: {n['reason']}"
                                            for n in not_run]

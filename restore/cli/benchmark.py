@@ -10,7 +10,9 @@ A --model is `[LABEL=]SOURCE` with SOURCE an option file (.yml: network_g + pret
 of restore-infer). Sets are named (Set5 Set14 BSD100 Urban100 Manga109 | Set12 BSD68 CBSD68 Kodak24
 McMaster | LIVE1 Classic5) and found under the data root; each is scored by its own protocol (SR: Y
 channel, crop = scale; denoising: gray or RGB; JPEG: LIVE1 on Y, Classic5 gray). Every model runs
-where it fits (its scale and channels), next to the bicubic / noisy-input baseline.
+where its scale fits, next to the bicubic / noisy-input baseline (one plain pass: --tile and
+--ensemble apply to the models only); a gray model on a colour set runs on each of R, G, B, an RGB
+model on a gray set on R=G=B, as restore-infer runs such images, and the report says so.
 
 Writes <output>/results.json, results.csv, results.md and, unless --no-html, <output>/report/
 (index.html + crops/*.png: per-image scores, zoomed crops of input / baseline / models / GT, and
@@ -29,6 +31,7 @@ from restore.benchmark.models import measure_costs, parse_model_spec
 from restore.benchmark.report import to_csv, to_json, to_markdown
 from restore.cli.common import entry
 from restore.data.testsets import DEFAULT_LEVELS, resolve_testset
+from restore.inference.setup import prepare_net, prepare_process
 from restore.models.base_model import select_device
 from restore.utils.errors import OptionError
 from restore.utils.img_io import atomic_write_bytes
@@ -51,7 +54,11 @@ def build_parser():
     p.add_argument("--tile", type=int, help="run the nets on tiles of this size (input pixels)")
     p.add_argument("--tile-pad", type=int, default=16, help="context pixels around each tile (default 16)")
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble")
+    p.add_argument("--protocol", choices=["basicsr", "literature"], default="basicsr",
+                   help="scoring protocol (docs/protocol.md): basicsr (default) or literature (the MATLAB "
+                        "tables: rounded Y, one-channel files on gray)")
     p.add_argument("--device", default="cpu", help="where to run the nets for the scores (latency is CPU)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process may use)")
     p.add_argument("--latency-size", nargs=2, type=int, default=[128, 128], metavar=("H", "W"),
                    help="input size of the CPU latency measurement (default 128 128)")
     p.add_argument("--latency-runs", type=int, default=3, help="timed forwards, median reported (0: skip)")
@@ -77,11 +84,12 @@ def levels_for(task: str, args, models) -> list[int]:
 @torch.no_grad()  # inference only; restores the grad mode for callers (tests, notebooks)
 def main(argv) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("max_images", "tile", "latency_runs", "crops", "crop_size", "zoom"):
+    for name in ("max_images", "tile", "latency_runs", "crops", "crop_size", "zoom", "threads"):
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("latency_runs", "crops") else 1):
             raise OptionError(f"--{name.replace('_', '-')}: out of range: {value}")
     sets = [resolve_testset(name, args.data_root) for name in args.sets]  # fail fast on a missing set
+    process = prepare_process(args.threads)
     models = {}
     for spec in args.model:
         m = parse_model_spec(spec, args.param_key)
@@ -92,8 +100,8 @@ def main(argv) -> int:
         measure_costs(m, tuple(args.latency_size) if args.latency_runs else None, args.latency_runs)
     device = select_device({"device": args.device})
     for m in models.values():
-        m.loaded.net.to(device)
-    run = Run(args.tile, args.tile_pad, args.ensemble, device, args.max_images)
+        prepare_net(m.loaded.net, device)
+    run = Run(args.tile, args.tile_pad, args.ensemble, device, args.max_images, protocol=args.protocol)
     report_dir = os.path.join(args.output, "report")
     results, not_run, crops = [], [], {}
     for testset, folder in sets:
@@ -120,7 +128,7 @@ def main(argv) -> int:
                 file=sys.stderr)
     settings = {"data_root": find_data_root(args.data_root), "max_images": args.max_images,
                 "tile": args.tile, "tile_pad": args.tile_pad if args.tile else None, "ensemble": args.ensemble,
-                "device": str(device)}
+                "device": str(device), "protocol": args.protocol, **process}
     os.makedirs(args.output, exist_ok=True)
     atomic_write_bytes(os.path.join(args.output, "results.json"),
                        to_json(results, models, not_run, settings, args.output).encode())

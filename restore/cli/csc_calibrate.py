@@ -12,17 +12,12 @@ from its own measurement. Use a validation set that is neither a training
 nor a test set (e.g. Kodak24 for nets tested on Set12/BSD68).
 """
 import argparse
-import os
-
-import numpy as np
 
 from restore.cli.common import entry
-from restore.csc.calibrate import DEFAULT_MULTIPLIERS, fit_rows, sweep
+from restore.csc.calibrate import DEFAULT_MULTIPLIERS, fit_rows, load_validation_images, resolve_val_dir, sweep
 from restore.csc.lambda_fit import FEATURES, fit_path_for
-from restore.data.transforms import to_color_mode
 from restore.models import build_model
 from restore.utils.errors import RestoreError
-from restore.utils.img_io import imread, list_images, to_float32
 from restore.utils.options import parse_options
 
 
@@ -53,26 +48,6 @@ def build_parser():
     p.add_argument("--out", help="fit file (default: beside the checkpoint, <name>.csc_lambda.json)")
     p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     return p
-
-
-def load_validation_images(folder: str, color: str, max_images: int, crop: int) -> list[np.ndarray]:
-    images = []
-    for path in list_images(folder)[:max_images]:
-        img = to_color_mode(imread(path), color, path)
-        if crop:
-            h, w = img.shape[:2]
-            if min(h, w) < crop:
-                raise RestoreError(f"{path}: {w}x{h} is smaller than --crop {crop}")
-            top, left = (h - crop) // 2, (w - crop) // 2
-            img = img[top:top + crop, left:left + crop]
-        images.append(to_float32(img))
-    return images
-
-
-def resolve_val_dir(val_dir: str, data_root) -> str:
-    if os.path.isdir(val_dir) or not data_root:
-        return val_dir
-    return os.path.join(data_root, val_dir)
 
 
 def main(argv) -> int:

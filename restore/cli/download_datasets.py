@@ -1,14 +1,15 @@
 """restore-download-datasets: fetch the standard test sets into the data root, verified by SHA256.
 
-    python scripts/download_datasets.py Set5 Set14 BSD100 --data-root datasets
-    python scripts/download_datasets.py all          # every set with a public source
-    python scripts/download_datasets.py --list       # what exists under the data root
+    restore-download-datasets Set5 Set14 BSD100 --data-root datasets
+    restore-download-datasets all          # every set with a public source
+    restore-download-datasets --list       # what exists under the data root
 
 Sources and checksums are in restore/data/dataset_manifest.py (GitHub files pinned to a commit);
 --manifest FILE.json replaces them (e.g. with a mirror). Every file is checked against its SHA256
 before it takes its final name, so a set folder holds only verified files. An interrupted download
-is kept as <file>.part and resumed with an HTTP Range request on the next run. Sets without a stable
-public URL (Urban100, Manga109) print how to get them; the exit status is then 1.
+is kept as <file>.part and resumed with an HTTP Range request on the next run. Urban100 comes from
+SelfExSR's repository (its 100 full-resolution HR files, renamed img_NNN.png). Sets without a stable
+public URL with a checksum (Manga109, DIV2K_valid) print how to get them; the exit status is then 1.
 """
 import argparse
 import hashlib
@@ -100,6 +101,16 @@ def pixel_sha256(img) -> str:
 
 
 # --- one set -----------------------------------------------------------------------------------------
+def remote_name(spec: dict, file: str) -> str:
+    """The source's name for `file`: `remote_name` formatted with its stem and extension, if given
+    (SelfExSR calls Urban100's img_001.png img_001_SRF_4_HR.png)."""
+    template = spec.get("remote_name")
+    if not template:
+        return file
+    stem, ext = os.path.splitext(file)
+    return template.format(stem=stem, ext=ext)
+
+
 def _fetch_files(name: str, spec: dict, folder: str, timeout: float, progress: bool) -> int:
     by_pixels = spec.get("check") == "pixels"
     fetched = 0
@@ -115,7 +126,7 @@ def _fetch_files(name: str, spec: dict, folder: str, timeout: float, progress: b
             if not ok:
                 raise RestoreError(f"{final}: exists but does not match its SHA256; delete it to download again")
             continue
-        url = spec["base_url"] + file
+        url = spec["base_url"] + remote_name(spec, file)
         if not by_pixels:
             download(url, final, digest, timeout)
         else:

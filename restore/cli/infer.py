@@ -11,7 +11,9 @@ arch, or a named model: one shipped with restore (--list-models; cards in docs/z
 ($RESTORE_ZOO). Inputs are files, folders or glob patterns. Gray, RGB and RGBA
 images and 16-bit images keep their mode and depth; the alpha plane is upscaled with bicubic (or with
 --alpha model). --tile runs the net on tiles with --tile-pad pixels of context each, so huge images
-fit in memory; --ensemble averages the 8 flips/rotations (x8 self-ensemble, 8 times slower).
+fit in memory; a forward that runs out of memory is retried in tiles (halved until it fits, the tile
+used is printed), and --max-pixels tiles large images from the start. --ensemble averages the 8
+flips/rotations (x8 self-ensemble, 8 times slower).
 Outputs are <stem><suffix>.<ext> in the output folder, which must not be an input folder; no input
 is ever overwritten. Files that cannot be read are skipped with a warning and listed at the end,
 and the exit status is then 1 (2 for a usage error).
@@ -23,7 +25,8 @@ import torch
 
 from restore.cli.common import entry
 from restore.inference.loading import load_model
-from restore.inference.runner import Settings, collect_inputs, plan_jobs, run_jobs
+from restore.inference.runner import Settings, check_output_folder, collect_inputs, plan_jobs, run_jobs
+from restore.inference.setup import prepare_net, prepare_process
 from restore.inference.zoo import ZOO_ENV, zoo_entries
 from restore.models.base_model import select_device
 from restore.utils.errors import OptionError
@@ -35,7 +38,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The three ways to name a network; shared with restore-export."""
     g = p.add_argument_group("network (give one of -opt, --ckpt/--arch, --model)")
     g.add_argument("-opt", "--opt", help="an option YAML file with network_g and path.pretrain_network_g")
-    g.add_argument("--ckpt", help="a network checkpoint (.pth or .safetensors); needs --arch")
+    g.add_argument("--ckpt", help="a network checkpoint (.pth or .safetensors); with --arch for restore's own, "
+                                  "alone for NSR/WDSR reference files and any arch spandrel detects "
+                                  "(docs/published-models.md)")
     g.add_argument("--arch", help="the registered arch of --ckpt, e.g. EDSR, NSR, WDSR, DnCNN")
     g.add_argument("--arch-opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="arch options, e.g. upscale=2 num_feat=32 (values read as YAML); with --model "
@@ -59,10 +64,15 @@ def build_parser():
     p.add_argument("--tile-pad", type=int, default=16,
                    help="context pixels around each tile (default 16; at least the net's receptive-field "
                         "radius for results identical to an untiled run)")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="memory budget: images with more than N input pixels run in tiles of sqrt(N) "
+                        "(unless --tile is given). Without it, a forward that runs out of memory is "
+                        "retried in tiles, halved until it fits")
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips and rotations)")
     p.add_argument("--alpha", choices=["bicubic", "model"], default="bicubic",
                    help="how to upscale the alpha plane of RGBA images (default bicubic)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process may use)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-models", action="store_true", help="list the named models and exit")
     p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
@@ -87,14 +97,20 @@ def main(argv) -> int:
         raise OptionError("give the images with -i/--input and the output folder with -o/--output")
     if args.tile is not None and args.tile < 1:
         raise OptionError(f"--tile: must be >= 1, got {args.tile}")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise OptionError(f"--max-pixels: must be >= 1, got {args.max_pixels}")
+    if args.threads is not None and args.threads < 1:
+        raise OptionError(f"--threads: must be >= 1, got {args.threads}")
     if args.tile_pad < 0:
         raise OptionError(f"--tile-pad: must be >= 0, got {args.tile_pad}")
     jobs = plan_jobs(collect_inputs(args.input), args.output, args.suffix, args.ext)
+    check_output_folder(args.output)  # a file, or a folder we cannot write: one error, before any work
     model = load_model(args.opt, args.ckpt, args.arch, args.arch_opt, args.model, args.param_key,
                        data_root=args.data_root)
     device = select_device({"device": args.device})
-    model.net.to(device)
-    settings = Settings(args.tile, args.tile_pad, args.ensemble, args.alpha, device)
+    prepare_process(args.threads)
+    prepare_net(model.net, device)
+    settings = Settings(args.tile, args.tile_pad, args.ensemble, args.alpha, device, args.max_pixels)
     skipped = run_jobs(model.net, model.in_channels, model.scale, jobs, settings, not args.no_progress)
     done = len(jobs) - len(skipped)
     print(f"{done} of {len(jobs)} image(s) written to {args.output}", file=sys.stderr)

@@ -7,19 +7,46 @@ lambda multiplier m over a grid and record the mean PSNR (outputs rounded to 8 b
 validation). The best m per level against the mean measurement of that level gives the points of a
 straight line m(f) (restore/csc/lambda_fit.py), which "auto" evaluates per test image.
 """
+import os
+
 import numpy as np
 import torch
 from torch import nn
 
 from restore.csc.control import first_layer_measure, reset_csc_lambda, scale_csc_lambda
 from restore.csc.lambda_fit import ApplyTo, Feature, LambdaFit, feature_of
+from restore.data.degradations import add_gaussian_noise
+from restore.data.transforms import to_color_mode
+from restore.metrics.psnr_ssim import calculate_psnr
+from restore.utils.errors import RestoreError
+from restore.utils.img_io import img2tensor, imread, list_images, tensor2img, to_float32
 
 MEASURES = {"residual": "residual", "sqrt_residual": "residual", "noise_sigma": "noise_sigma"}  # feature -> row key
-from restore.data.degradations import add_gaussian_noise
-from restore.metrics.psnr_ssim import calculate_psnr
-from restore.utils.img_io import img2tensor, tensor2img
 
 DEFAULT_MULTIPLIERS = tuple(float(2.0 ** (k / 4)) for k in range(-8, 9))  # 0.25 ... 4, 17 values
+
+
+def resolve_val_dir(val_dir: str, data_root) -> str:
+    """A folder as given, else a dataset name under the data root."""
+    if os.path.isdir(val_dir) or not data_root:
+        return val_dir
+    return os.path.join(data_root, val_dir)
+
+
+def load_validation_images(folder: str, color: str, max_images: int, crop: int) -> list[np.ndarray]:
+    """The first `max_images` images of `folder` in colour mode `color`, centre-cropped to `crop`
+    (0: whole), as float32 in [0, 1]."""
+    images = []
+    for path in list_images(folder)[:max_images]:
+        img = to_color_mode(imread(path), color, path)
+        if crop:
+            h, w = img.shape[:2]
+            if min(h, w) < crop:
+                raise RestoreError(f"{path}: {w}x{h} is smaller than --crop {crop}")
+            top, left = (h - crop) // 2, (w - crop) // 2
+            img = img[top:top + crop, left:left + crop]
+        images.append(to_float32(img))
+    return images
 
 
 def noisy_versions(images: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:

@@ -3,19 +3,13 @@
 `datasets.<phase>` option blocks hold two kinds of keys: loader keys (below, BasicSR's names) and the
 dataset class's own constructor arguments, which the registry validates.
 """
-import importlib
-import os
-
 import torch
 
 from restore.data.sampler import EpochSampler
 from restore.data.worker_signals import StopSafeDataLoader, init_worker
-from restore.utils.registry import DATASET_REGISTRY
+from restore.utils.registry import DATASET_REGISTRY, Registry
 
-_here = os.path.dirname(os.path.abspath(__file__))
-for _file in sorted(os.listdir(_here)):
-    if _file.endswith("_dataset.py"):
-        importlib.import_module(f"restore.data.{_file[:-3]}")
+Registry.import_all("restore.data", "_dataset.py")
 
 LOADER_KEYS = {
     "batch_size_per_gpu": 1, "num_worker_per_gpu": 0, "dataset_enlarge_ratio": 1,

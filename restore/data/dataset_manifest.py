@@ -1,7 +1,8 @@
 """Where the standard test sets come from: the manifest used by restore/cli/download_datasets.py.
 
 Each entry is one of
-- `files`: one URL per file (`base_url` + name), each with its SHA256. The GitHub sources are pinned
+- `files`: one URL per file (`base_url` + name, or + `remote_name` formatted with the file's `stem`
+  and `ext` when the source names it differently), each with its SHA256. The GitHub sources are pinned
   to a commit, so the bytes cannot change under the checksum. With `check: pixels` the SHA256 is of
   the decoded pixels (`HxWxC:` + RGB bytes) and the file is saved in the format `save_as`: McMaster
   is distributed as TIFF and kept here as lossless PNG.
@@ -428,13 +429,123 @@ cee2991e92c19e4dc53c1ff2a8f163fe08a335435a12fd41cf4ba452512ae1b5  peppers.bmp
 """),
     },
     "Urban100": {
+        "kind": "files",
+        "source": "jbhuang0604/SelfExSR@8f6dd8c1: SelfExSR's data/Urban100/image_SRF_4/img_NNN_SRF_4_HR.png "
+                  "(the full-resolution HR), saved as img_NNN.png",
+        "base_url": _github("jbhuang0604/SelfExSR", "8f6dd8c1d20cb7e8792a7177b4f6fd677633f598",
+                            "data/Urban100/image_SRF_4"),
+        "remote_name": "{stem}_SRF_4_HR{ext}",  # image_SRF_2's *_HR.png are half-resolution: never those
+        "files": _sums("""
+7505cf2e689d5b53bfb0ee50229c4f6698b03fafe6b0df952dffb418d49d9634  img_001.png
+7ff144b68dc9d9177a4b91906b25a0c44817e63360f6d88782f84e792b03d881  img_002.png
+0c570832754b347f59305110d8b4c5df2315962fec05ab0c2fc742d278feef81  img_003.png
+9490e3baab9a6b406c24d167ab3000f6104e3a93fd05cdfec4dd585eccfd1f7b  img_004.png
+682419775634cc7a3a46ddb89b643660f0c55ea0569bcd26de93e854ab1c75cd  img_005.png
+90cefb417513deb4e30ecc1a15ee8c7379caf52b2003e5e0eb963ac15f522ba0  img_006.png
+d845d48147f4b42950948c5f8a32c426ed537e3861947be180b07f4a03172e83  img_007.png
+b62264cdeffa4d1035f13ba1fbf6635c103eef8541a617073402c65596601774  img_008.png
+ad7a722a2d787299bd05b91c1b5f2dc51babc056a25e40876524b63b6d4fb1af  img_009.png
+ba89ea521d19fd38fb7585598fe2ef59f7794337bae0164f9ac6925b22ca73f4  img_010.png
+808135b39d4dd1f9a8b5a5026f52284d8365039d8f3661eff1619d0604687ea3  img_011.png
+e16cba482064e751a389aa2725e77758e9a424bacea413f7e7b833fd5d186ec4  img_012.png
+1ea6f4575aa8108903e9604f042e752f72a07eccd76f94f146737837305c3939  img_013.png
+bd5c93cefefab3301ea166f4e871a9b3cbc88513b1b5e01fe957db0fbfc8699f  img_014.png
+ca9a0a6cb91cc695f5cd82a7cae28a8e9c6c45b98c273a0aa762610e1123dec8  img_015.png
+73cae0512e13688753199683d9298c7884707c047ec39a2ff07440f3ee7cb7e1  img_016.png
+3ae052668aa48b367de5675a2fc0225658f0d159f96f6657b672f043b61a2c68  img_017.png
+298e6b719205876059c4cd1e939857af8c6e9445eb3e0003098d62f40bead2e9  img_018.png
+60b41dd35854657e417c9577cf9741a6c5cc374a0153cf8a1c4334d70d6fe6a2  img_019.png
+f78f356ca20b82206dbb1a189784d7ae968f7037f8911c4275c973850b8c4f77  img_020.png
+1666f5f0606d184251f1cb57b87321de6a06c2def607f887238426f4364a0756  img_021.png
+db128d36e6acd82bcbc10259f7f06e8f9bd8a8bd65d98ecace27f451eca8815f  img_022.png
+d3b6ceaef23f72954b6f81eeb7585a6a6516f9b7cfd9292b2726da905786282b  img_023.png
+90bd63810c30c3fda456f8760559a20666b6f42cd9117ad487a0f7d3e53105a2  img_024.png
+33def2b1e48e75fa0aae550997aeb81c5107c68cb27ec91367aad898b57771b7  img_025.png
+7f89168719760b45f388571d0b2ffd0c349cbaa92cc153c9f34faa10fe15f6b3  img_026.png
+1f68fce3d85ff8b9102c0dcb17e67b3203e4f4ce051f443d618371ff5bb3522b  img_027.png
+3e3ab91b6faf8e6fc3d3be18cf113020300bab19362ee91fcc5a45cc598b392d  img_028.png
+38db05fad751b6f773bebf74506e54bd425d454bf49d69c62d06f0c79901805b  img_029.png
+8e938f82e2b52311d450a5fea97533f406ed1b744a20b19bc307ac5c38303fae  img_030.png
+d9c8541971a69748b3184e79af008792c4404b225d61f53135beb1176947e6d4  img_031.png
+9bae234ca8bfc9f6461509f54426815968fb35882be4c3e711e59e128ad24fd5  img_032.png
+13b895d9e393c1f6f3039a1103bbf0827fd2d1db9dd5e3c5092d16ab216d7141  img_033.png
+e10e24fd61e69780bef342ffdfd1ed3b8fbd955927764718319fd856401a2122  img_034.png
+184fd2d69749dc650855a0b58184bbaee2b274e520826a56d1d4f680008d383f  img_035.png
+fd6fe8ad4e0fdf29de6a54366633d5660c229af632b0ad0a24781e5f78bd1043  img_036.png
+acc412301646a7d1451a598ebee8d224087b2720db0bdac68dee1c210c855ab1  img_037.png
+1e930c7749f69109a29e8312c82a7ac199d021567f726399dfb9f827a1b33ab3  img_038.png
+fd603c80549d87302836169f804f2b3263a721b639447e5b67ac4f8f02260000  img_039.png
+565fa0182a422cfff4ed90c353324ed0d4dd9ae540bd33eb8a82f8b66bf1ffc9  img_040.png
+9bea5ac5c1d24465f2a72ff683c73ddd7fc7d32173cb05e06859358521ec0c68  img_041.png
+825d5fe0d2bf39dd8f59c3ff66b69fd8e998ff9a552f1f7a1f3729efb170c3d7  img_042.png
+dd4111dd3a8f8dbeaf80a13466ada25bb5f59c5dcd02ae330c154c88a2bd480b  img_043.png
+2ec7a0d1dab45d3ca4173515b5c62e5cdfda82a8bbc1191cb7c0fbbf027f4b85  img_044.png
+37e0fb45ac0a6372695f0519ab63f909a6478134ba022ff2079f84c9bef368ee  img_045.png
+7719c09bd17acd36ae5bb8a10188386b479a88258f9c4ed434c75581ecdb1f0f  img_046.png
+4c017d333bb73ea9c945a40eb621ba12eddfa084c5a4c913b2894ef4b3a7130b  img_047.png
+39cd8320b8d87d446f040430f8293f0d90fe7ce2b51560a6942886e5032feed0  img_048.png
+e42b9ac1965e1b578206dc3acd9313fbdde43683f0168c880aeb67022845fce9  img_049.png
+99dbae436de97c187371c788df3a8aa5916f7deb272ddce87b1c7aadaf75587b  img_050.png
+dd2ce67dc387e9d3296767fda2ad9fa88049e8cb6260e8b6442bc899a63b4300  img_051.png
+69571f8b913e09dba52d74c87f60771d4a4c9bf45160771df034ec676ecc01c0  img_052.png
+5d7f7bb7f8f6878699b71527c713c3976e6967f8d1f10cb763d3ceb2ea4f3c47  img_053.png
+70ff7c69bd8d2ddd4fc1e760ffe9a91b4a3c45e0b53b805a218cffc7bd696151  img_054.png
+a3ecf3b50b2866e3643426d539a0d5fd4bd49df8753cdd85c1482d4c5fbb3c1b  img_055.png
+bd7ac6675c131cb7a9d3483ceb88f7f2aa9cb152a01737e0f243ae35aa725afe  img_056.png
+5a4bad32d52464b46a5cd6d0604c5490fca424e0c9404c2001c07b90c12c3d6a  img_057.png
+9e2421461a94d5525948b777ae21d2973256a4751b4e5e9663e3a208c1fcfd42  img_058.png
+efd9bd4d556867a3f62f6aaef580db6c2852599182902b50b09eb3aa6ad05f5b  img_059.png
+1b1e9c69d81a0fc67e112336416caf3903bc35d53acc5fc4d667c705d7e535d2  img_060.png
+d58f4c147d660b8a9b3a74c308966e7151547442dfa47b94d0f6e560ee14605e  img_061.png
+078e4dab5883641ef67f4ee0097b40fbb48ea5552c9aebf75f6b1b1321f78118  img_062.png
+f70733bd4142326d969e1aa8a8c1b21e4f1b4f537f26642fdf8e512da8871a65  img_063.png
+b57b5047b68e00337fb856be39a93564a515fe62ef46dea2a08514b799e3dd6b  img_064.png
+ed8a3b5840f260e9512f99068780f3a977150c04e3026ba6f290484f10c31b32  img_065.png
+48e40043aaecbe7ae13a7bba3c78a9e04886d09d37707719d3b981054da000fb  img_066.png
+aff18d8afdab96d9a251a012f1d460982d6f6514b53a5ffad6d870d5992614cc  img_067.png
+0c8c1a274e2906334d7e891f9304ab766f2137b8b3ff5efbe6106e2ba271d534  img_068.png
+88e3922b23c8d583fd5ea532cf313b61baf8ad53294e9b2a7e46c229c414fd2f  img_069.png
+364c661cbe853a77a9e9583365c246ab30a2be2fe498d88973876c338aba1a77  img_070.png
+7c828c96ed88c1ae880cebc794f65533f18b3587c0b8b79272631572533ac8c2  img_071.png
+322cb0eab6bec784eaa64732129541ce6edc11746b6d3a059722dd28f0769056  img_072.png
+1da7a91b159d23b6932fa29f71832c801f101a70e7555f194f5174ade9d75bdf  img_073.png
+3d1d42ac816192c68de3f8c75da214a486fd11ca183ea984641f1a3370a9e035  img_074.png
+bae72b60ccb3539c315d72a74cced224261618511d72de421018860c046a0d8c  img_075.png
+ed48a2715157494ce836419aaf30926a7064210e4e18e380bcb45bc1e98664b9  img_076.png
+6da7172156a79089edbb4087c4698245568bc721327e0dc5abbe81a6b047dfd7  img_077.png
+63784decb6cc1eaa1a038134192cc330635d5d31ab97b43fd089cdf1e1e85c91  img_078.png
+52fbe301654a693fbdcec31169b837552d4df6dbf81536c8d70d75e40f8acabd  img_079.png
+f6dee2b6105657187174040d972f3b78a89296071c0618d9eccac7be87c472b9  img_080.png
+f36b49d23d9bb206f8c3ec537b57bd44ed008f3f632706ac02eba73e175fa3d0  img_081.png
+936e9fde66edec069168b80be5edb02715ba8e4dc4762feff0e895b38e8e4ce2  img_082.png
+b11dbf8def01258e730f753d00309965d824c62807458fd200ca4612321aa2db  img_083.png
+30d0c6072b7d106f4ec858e484be8ea096a0ddbd6d6392922c5fc5d899905446  img_084.png
+8fc12215f5824b99f7996d15e09103e1af16188fbee50ddf5ee0892ebf0f459e  img_085.png
+d135b4c8cf3a4428625ea49c37b9ec7c08c7031617f156de82c97163d0317b3a  img_086.png
+0716f8750cdcbad96423072e0d156c109796911196bab162ce28e1169ce88185  img_087.png
+4a18490d388f738966b777ff91be6afa699e42b3199a9d71c8c479ff87db2421  img_088.png
+b5ecd14de994a8a3700a7ff273aade36b4010581d354e54c09a6cfe354d0441d  img_089.png
+57e22535ab778040419b5c7c005d68efc196b4bcd0e8e58ffe97d2e98d34a982  img_090.png
+2deb746649d1fe05a00c5de05b31abdfdd7d48be8259b002974f78ef87182524  img_091.png
+a3e1438320b93671885a1ac6424ff6e964109748e7e207fd0d594f06e2c2f42d  img_092.png
+378e0e49ab249f3dfc6c46f8e27c0b2761cf75a0b527411005e69680d5251df4  img_093.png
+138b6c224bacc7a4375aa257c4d213e7f93c9f476ebe1534afd60d14e555b5c3  img_094.png
+6416cc5bbdf9f0d612d98aaddab1f8a98ff6ddafec201799ca89647f79b88f4d  img_095.png
+7391c902e4a5a7546266bdca70c5ce928132a227491d3c91688b4d617bd66f93  img_096.png
+8ffc78b12dd06854c3c28ba8d7b7fc34a038059b1836e0c06e92fd2b8e849f5e  img_097.png
+97bbe2a24143a258a97368ce36ab48f2e4430e8765ec6cf51cecad50f482e603  img_098.png
+22477f5eb9af4479aae1f988ce421572d65b6d8e1aff4824336a41169e19d801  img_099.png
+2a64511c4a2a596f9b1f50fd90a2d9613bf94f4647bcedc66e1ee170d4ac4d7a  img_100.png
+"""),
+    },
+    "DIV2K_valid": {
         "kind": "manual",
         "instructions": (
-            "Urban100 (100 images, about 136 MB) has no release with a checksum we can pin. Get the "
-            "full-resolution HR images from github.com/jbhuang0604/SelfExSR (data/Urban100/image_SRF_4/"
-            "img_NNN_SRF_4_HR.png; rename to img_NNN.png) or github.com/majedelhelou/denoising_datasets "
-            "(CUrban100/img_NNN.png) and put them in <data root>/Urban100/. Do not use image_SRF_2/*_HR.png: "
-            "those are half-resolution."),
+            "DIV2K's 100 validation HR images (0801.png ... 0900.png, several hundred MB zipped) are published "
+            "only as http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip, without a checksum we "
+            "can pin: download it, unzip it and put the PNGs in <data root>/DIV2K_valid/ (no subfolder). "
+            "The x2/x3/x4 bicubic LR zips (DIV2K_valid_LR_bicubic_X2.zip, ...) sit beside it; restore "
+            "makes the LR itself, so the HR zip is enough."),
     },
     "Manga109": {
         "kind": "manual",

@@ -8,15 +8,7 @@ import os
 
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import check_image_file, is_image_file
-
-BACKENDS = {}
-
-
-def register_backend(name):
-    def add(cls):
-        BACKENDS[name] = cls
-        return cls
-    return add
+from restore.utils.registry import BACKEND_REGISTRY
 
 
 class Backend:
@@ -37,7 +29,7 @@ class Backend:
         """Check every item cheaply (no decoding) so a bad one is reported before training starts."""
 
 
-@register_backend("disk")
+@BACKEND_REGISTRY.register(name="disk")
 class DiskBackend(Backend):
     """Image files directly inside one folder; the key is the file name without extension."""
 
@@ -122,11 +114,11 @@ def build_backend(io_backend: dict | None, location: str | list[str], where: str
         return ConcatBackend([build_backend(io_backend, loc, f"{where}[{i}]") for i, loc in enumerate(location)])
     opt = dict(io_backend or {"type": "disk"})
     kind = opt.pop("type", "disk")
-    if kind not in BACKENDS:
+    if kind not in BACKEND_REGISTRY:
         raise RestoreError(f"{where}.io_backend.type: unknown backend '{kind}' "
-                           f"(available: {', '.join(sorted(BACKENDS))})")
+                           f"(available: {', '.join(BACKEND_REGISTRY.keys())})")
     try:
-        return BACKENDS[kind](location, **opt)
+        return BACKEND_REGISTRY.get(kind)(location, **opt)
     except TypeError as e:
         raise RestoreError(f"{where}.io_backend: {e}") from None
 

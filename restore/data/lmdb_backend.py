@@ -12,8 +12,9 @@ import os
 
 import lmdb
 
-from restore.data.io_backends import Backend, register_backend
+from restore.data.io_backends import Backend
 from restore.utils.errors import RestoreError
+from restore.utils.registry import BACKEND_REGISTRY
 
 META_FILE = "meta_info.txt"
 
@@ -95,7 +96,7 @@ def shared_env(location: str, recheck: bool = False) -> lmdb.Environment:
     return env
 
 
-@register_backend("lmdb")
+@BACKEND_REGISTRY.register(name="lmdb")
 class LmdbBackend(Backend):
     """Images stored in one LMDB folder; keys from its meta_info.txt (or, without one, from the LMDB)."""
 

@@ -1,4 +1,6 @@
 """GT and LQ images read from two folders (or LMDBs), matched by file name."""
+import os
+
 import numpy as np
 
 from restore.data.base_dataset import BaseDataset
@@ -9,12 +11,18 @@ from restore.utils.registry import DATASET_REGISTRY
 
 @DATASET_REGISTRY.register()
 class PairedImageDataset(BaseDataset):
-    """`filename_tmpl` maps a GT name to its LQ name, e.g. '{}x2' for DIV2K's 0001x2.png."""
+    """`filename_tmpl` maps a GT name to its LQ name, e.g. '{}x2' for DIV2K's 0001x2.png.
+
+    `meta_info_file` (BasicSR's key): a text file whose lines start with GT file names (BasicSR's
+    `generate_meta_info.py` writes `0001_s001.png (480,480,3)`; only the first token counts); the
+    dataset is then those images, in that order, instead of every image of dataroot_gt. BasicSR
+    ignores it with an LMDB backend; here it selects from LMDB keys the same way.
+    """
 
     def __init__(self, name: str, phase: str, dataroot_gt: str | list[str], dataroot_lq: str | list[str],
                  io_backend: dict | None = None, filename_tmpl: str = "{}", scale: int = 1,
                  gt_size: int | None = None, use_hflip: bool = True, use_rot: bool = True,
-                 color: str = "rgb"):
+                 color: str = "rgb", meta_info_file: str | None = None):
         super().__init__(name, phase, color)
         self.scale = scale
         self.gt_size = gt_size
@@ -22,8 +30,11 @@ class PairedImageDataset(BaseDataset):
         self.gt_db = self.open(dataroot_gt, io_backend, "dataroot_gt")
         self.lq_db = self.open(dataroot_lq, io_backend, "dataroot_lq")
         lq_keys = set(self.lq_db.keys())
+        gt_keys = self.gt_db.keys()
+        if meta_info_file is not None:
+            gt_keys = read_meta_info_keys(meta_info_file, set(gt_keys), dataroot_gt, f"datasets.{phase}")
         self.pairs, missing = [], []
-        for key in self.gt_db.keys():
+        for key in gt_keys:
             lq_key = filename_tmpl.format(key)
             (self.pairs.append((key, lq_key)) if lq_key in lq_keys else missing.append(key))
         if missing:
@@ -38,7 +49,8 @@ class PairedImageDataset(BaseDataset):
 
     def load(self, index, rng):
         gt_key, lq_key = self.pairs[index]
-        gt = to_color_mode(self.read(self.gt_db, gt_key), self.color, self.gt_db.name_of(gt_key))
+        raw = self.read(self.gt_db, gt_key)
+        gt = to_color_mode(raw, self.color, self.gt_db.name_of(gt_key))
         lq = to_color_mode(self.read(self.lq_db, lq_key), self.color, self.lq_db.name_of(lq_key))
         name = self.gt_db.name_of(gt_key)
         if self.is_train:
@@ -52,4 +64,28 @@ class PairedImageDataset(BaseDataset):
                                    f"{lq.shape[1]}x{lq.shape[0]} at scale {self.scale}")
             gt = np.ascontiguousarray(gt[:h, :w])
         return {"lq": lq, "gt": gt, "key": gt_key, "lq_path": self.lq_db.name_of(lq_key),
-                "gt_path": name}
+                "gt_path": name, "gt_channels": 1 if raw.ndim == 2 else raw.shape[2]}
+
+
+def read_meta_info_keys(path: str, available: set, dataroot_gt, where: str) -> list[str]:
+    """The GT keys (file stems) a meta-info file lists, in its order; errors name the file and line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RestoreError(f"{where}.meta_info_file: cannot read {path} ({e})") from None
+    keys = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        first = line.split()[0]
+        if "/" in first or "\\" in first:
+            raise RestoreError(f"{where}.meta_info_file: {path} line {number}: '{first}' is in a subfolder; "
+                               f"list images that are directly inside dataroot_gt")
+        key = os.path.splitext(first)[0]
+        if key not in available:
+            raise RestoreError(f"{where}.meta_info_file: {path} line {number}: no image '{first}' in {dataroot_gt}")
+        keys.append(key)
+    if not keys:
+        raise RestoreError(f"{where}.meta_info_file: {path} lists no image")
+    return keys

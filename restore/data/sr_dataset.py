@@ -27,4 +27,5 @@ class SRImageDataset(GTOnlyDataset):
             if min(gt.shape[:2]) < self.scale:
                 raise RestoreError(f"{name}: image {gt.shape[1]}x{gt.shape[0]} is smaller than scale {self.scale}")
         lq = bicubic_degrade(gt, self.scale)
-        return {"lq": lq, "gt": gt, "key": key, "lq_path": name, "gt_path": name}
+        return {"lq": lq, "gt": gt, "key": key, "lq_path": name, "gt_path": name,
+                "gt_channels": self.stored_channels[key]}

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from restore.metrics.protocol import check_protocol
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import is_image_file
 from restore.utils.paths import find_data_root
@@ -25,7 +26,7 @@ LEVEL_KEY = {"sr": "scale", "denoise": "sigma", "jpeg": "quality"}
 DEFAULT_LEVELS = {"sr": (2, 3, 4), "denoise": (15, 25, 50), "jpeg": (10, 20, 30, 40)}
 DATASET_TYPE = {"sr": "SRImageDataset", "denoise": "DenoiseDataset", "jpeg": "JPEGDataset"}
 GT_SUBFOLDERS = ("HR", "GT", "hr", "gt")
-DOWNLOAD_HINT = "python scripts/download_datasets.py"
+DOWNLOAD_HINT = "restore-download-datasets"
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,14 @@ class TestSet:
     def level_name(self, level: int) -> str:
         return {"sr": f"x{level}", "denoise": f"sigma{level}", "jpeg": f"q{level}"}[self.task]
 
-    def protocol(self) -> str:
+    def protocol(self, scoring: str = "basicsr") -> str:
         if self.task == "sr":
-            return "GT mod-cropped to the scale, LR by MATLAB bicubic; PSNR/SSIM on Y, crop = scale"
+            if check_protocol(scoring) == "literature":
+                return ("literature protocol: GT mod-cropped to the scale, LR by MATLAB bicubic (the bicubic "
+                        "row from the unquantised LR); PSNR/SSIM on MATLAB's rounded Y, a one-channel GT file "
+                        "on its gray values, crop = scale")
+            return ("basicsr protocol: GT mod-cropped to the scale, LR by MATLAB bicubic; PSNR/SSIM on Y "
+                    "(BT.601, unrounded; a one-channel file as RGB), crop = scale")
         if self.task == "denoise":
             return (f"GT + Gaussian noise of sigma/255 (seeded per image, not clipped); "
                     f"PSNR/SSIM on {'RGB' if self.color == 'rgb' else 'gray'}")
@@ -64,9 +70,11 @@ class TestSet:
                LEVEL_KEY[self.task]: level}
         return opt
 
-    def metric_options(self, level: int) -> dict:
+    def metric_options(self, level: int, protocol: str = "basicsr") -> dict:
+        """The `val.metrics` block; `protocol` (basicsr | literature) as restore/metrics/protocol.py."""
         crop = level if self.task == "sr" else 0
-        return {m: {"type": f"calculate_{m}", "crop_border": crop, "test_y_channel": self.metric_on_y}
+        extra = {"protocol": protocol} if check_protocol(protocol) != "basicsr" else {}
+        return {m: {"type": f"calculate_{m}", "crop_border": crop, "test_y_channel": self.metric_on_y, **extra}
                 for m in ("psnr", "ssim")}
 
 
@@ -126,6 +134,15 @@ def resolve_testset(name: str, data_root: Optional[str] = None) -> tuple[TestSet
         looked = "/".join((testset.name, *testset.aliases))
         where = root if root else "no data root (pass --data-root or set RESTORE_DATA_ROOT)"
         raise RestoreError(f"{testset.name}: test set not found: looked for {looked} under {where}; "
-                           f"get it with `{DOWNLOAD_HINT} {testset.name}"
-                           f"{' --data-root ' + root if root else ''}`")
+                           + how_to_get(testset.name, root))
     return testset, folder
+
+
+def how_to_get(name: str, root: Optional[str]) -> str:
+    """The downloader's command where it can fetch the set, else the manifest's instructions (it
+    would only print them)."""
+    from restore.data.dataset_manifest import MANIFEST
+    spec = MANIFEST.get(name, {})
+    if spec.get("kind") == "manual":
+        return spec.get("instructions", "no public source").replace("<data root>", root or "<data root>")
+    return f"get it with `{DOWNLOAD_HINT} {name}{' --data-root ' + root if root else ''}`"

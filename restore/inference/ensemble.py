@@ -8,6 +8,8 @@ from typing import Callable
 
 import torch
 
+from restore.inference.setup import formatted
+
 NUM_TRANSFORMS = 8
 
 
@@ -34,9 +36,11 @@ def inverse_dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def self_ensemble(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Mean of inverse_dihedral(net(dihedral(x, k)), k) over the 8 symmetries, accumulated in float32."""
+    """Mean of inverse_dihedral(net(dihedral(x, k)), k) over the 8 symmetries, accumulated in float32.
+    Each flipped copy reaches the net in the net's memory format (setup.py)."""
+    net = formatted(net)
     total = None
     for k in range(NUM_TRANSFORMS):
-        out = inverse_dihedral(net(dihedral(x, k).contiguous()), k).float()
+        out = inverse_dihedral(net(dihedral(x, k)), k).float()
         total = out if total is None else total.add_(out)
     return total.div_(NUM_TRANSFORMS)

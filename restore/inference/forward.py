@@ -10,6 +10,7 @@ from typing import Callable, Optional
 import torch
 
 from restore.inference.ensemble import self_ensemble as ensemble_pass
+from restore.inference.setup import formatted
 from restore.inference.tiling import Writer, tiled_forward
 
 
@@ -21,9 +22,13 @@ def inference_forward(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
 
     Call it under torch.inference_mode() with the net in eval mode. `write`, `out_device` and
     `on_tile` are passed to `tiled_forward` (a whole-image run counts as one tile); with `write` the
-    output goes to the callback and None is returned.
+    output goes to the callback and None is returned. Every tensor reaches the net in the memory
+    format `prepare_net` chose for it (setup.py).
     """
-    run = partial(ensemble_pass, net) if self_ensemble else net
+    run = formatted(net)
+    if self_ensemble:
+        run = partial(ensemble_pass, run)
+        run.formats_inputs = True  # each flipped copy is formatted inside; tiles need no copy first
     if tile:
         return tiled_forward(run, x, tile, tile_pad, write=write, out_device=out_device, on_tile=on_tile)
     out = run(x)

@@ -9,11 +9,14 @@
   uint8/uint16 output and one tile's activations, never a float copy of the whole output.
 - The output folder must not be an input folder and no output may replace an input; files are
   written atomically. A file that cannot be read or written is skipped and reported, the rest run.
+- A forward that runs out of memory is retried in tiles, halved until it fits (memory.py); only a
+  failure at the smallest tile skips the file. Images above `max_pixels` are tiled from the start.
 """
 import glob
 import os
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from typing import Callable, Literal, Optional
 
 import cv2
@@ -22,9 +25,10 @@ import torch
 from tqdm import tqdm
 
 from restore.inference.forward import inference_forward
+from restore.inference.memory import is_out_of_memory, release_memory, smaller_tile, tile_for_budget
 from restore.inference.tiling import count_tiles
 from restore.utils.errors import RestoreError
-from restore.utils.img_io import IMG_EXTENSIONS, imread, imwrite, is_image_file, tensor2img, to_float32
+from restore.utils.img_io import IMG_EXTENSIONS, imread, imwrite, is_image_file, to_float32
 
 AlphaMode = Literal["bicubic", "model"]
 LUMA = (0.299, 0.587, 0.114)
@@ -39,10 +43,13 @@ class Settings:
     ensemble: bool = False
     alpha: AlphaMode = "bicubic"
     device: torch.device = torch.device("cpu")
+    max_pixels: Optional[int] = None   # images with more input pixels are tiled up front
 
 
-def _adapt(x: torch.Tensor, net_channels: int):
-    """(net input, post-processing of the net output) for an image tensor (1, c, H, W)."""
+def adapt_channels(x: torch.Tensor, net_channels: int):
+    """(net input, post-processing of the net output) for an image tensor (1, c, H, W): a gray image
+    on an RGB net runs as R=G=B and gives the luma of the output, an RGB image on a gray net runs its
+    planes as a batch of three. restore-bench adapts images the same way."""
     channels = x.shape[1]
     if channels == net_channels:
         return x, lambda out: out
@@ -54,20 +61,32 @@ def _adapt(x: torch.Tensor, net_channels: int):
     raise RestoreError(f"a {channels}-channel image does not fit a net with {net_channels} input channels")
 
 
+def quantise_into(target: np.ndarray, core: torch.Tensor) -> None:
+    """tensor2img(core) written into the uint8/uint16 HxWxC view `target`: the same clamp, scale and
+    round, with one temporary instead of three and no uint copy (this is most of what restore-infer
+    adds to the forward of a large image)."""
+    peak = 255.0 if target.dtype == np.uint8 else 65535.0
+    values = core[0].detach().float().clamp(0, 1).mul_(peak).round_().cpu().numpy()
+    np.copyto(target, values.transpose(1, 2, 0), casting="unsafe")  # whole numbers: the cast is exact
+
+
 def restore_planes(net: Callable, planes: np.ndarray, net_channels: int, scale: int, settings: Settings,
                    on_tile: Optional[Callable[[], None]] = None) -> np.ndarray:
     """Run a gray (HxWx1) or RGB (HxWx3) uint8/uint16 array through `net`; same channels and dtype out."""
     height, width, channels = planes.shape
     x = torch.from_numpy(to_float32(planes).transpose(2, 0, 1)).unsqueeze(0).to(settings.device)
-    x, post = _adapt(x, net_channels)
-    out = np.empty((height * scale, width * scale, channels), dtype=planes.dtype)
+    x, post = adapt_channels(x, net_channels)
+    try:
+        out = np.empty((height * scale, width * scale, channels), dtype=planes.dtype)
+    except MemoryError:  # not a forward's failure: smaller tiles would not help
+        raise RestoreError(f"the {width * scale}x{height * scale} output image does not fit in memory") from None
 
     def write(core, box):
         core = post(core)
         if core.shape[1] != channels or box[1] > out.shape[0] or box[3] > out.shape[1]:
             raise RestoreError(f"the net gave a {core.shape[1]}-channel output of an unexpected size "
                                f"for a {channels}-channel input at scale {scale}")
-        out[box[0]:box[1], box[2]:box[3]] = tensor2img(core, planes.dtype.type)
+        quantise_into(out[box[0]:box[1], box[2]:box[3]], core)
 
     with torch.inference_mode():
         inference_forward(net, x, settings.tile, settings.tile_pad, settings.ensemble, write=write,
@@ -133,8 +152,29 @@ class Job:
     dst: str
 
 
+def check_suffix(suffix: str) -> None:
+    """A suffix is part of a file name: no separator or '..' that could lead out of the output folder."""
+    separators = {"/", os.sep, os.altsep} - {None}
+    if any(sep in suffix for sep in separators) or ".." in suffix or "\0" in suffix:
+        raise RestoreError(f"--suffix {suffix!r}: must be part of a file name (no path separator or '..')")
+
+
+def check_output_folder(out_dir: str) -> None:
+    """Create the output folder and prove it writable (a probe file) before any image is computed."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise RestoreError(f"-o {out_dir}: is a file; the output must be a folder")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".restore-write-probe-", dir=out_dir)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise RestoreError(f"-o {out_dir}: cannot write in this folder ({e.strerror or e})") from None
+
+
 def plan_jobs(inputs: list[str], out_dir: str, suffix: str = "", ext: str = ".png") -> list[Job]:
     """Output path of every input; refuses an output folder that holds inputs, or clashing outputs."""
+    check_suffix(suffix)
     ext = ext if ext.startswith(".") else "." + ext
     if not is_image_file("x" + ext):
         raise RestoreError(f"--ext {ext}: not an image format ({', '.join(IMG_EXTENSIONS)})")
@@ -167,6 +207,40 @@ def check_format(img: np.ndarray, dst: str) -> None:
         raise RestoreError(f"an image with alpha cannot be saved as {ext}; use --ext png, tif or webp")
 
 
+def _tiling(tile: Optional[int]) -> str:
+    return "the whole image" if tile is None else f"{tile}-pixel tiles"
+
+
+def restore_fitting(net: Callable, img: np.ndarray, net_channels: int, scale: int, settings: Settings,
+                    progress: bool = False, note: Callable[[str], None] = print) -> np.ndarray:
+    """`restore_image`, tiled up front above `settings.max_pixels` and retried in tiles halved until
+    the forward fits in memory; `note` gets one line for each change of tiling."""
+    height, width = img.shape[:2]
+    tile = settings.tile
+    budget_tile = tile_for_budget(settings.max_pixels) if settings.max_pixels else None
+    if tile is None and budget_tile and height * width > settings.max_pixels and budget_tile < max(height, width):
+        tile = budget_tile
+        note(f"{width}x{height} is above --max-pixels {settings.max_pixels}: running in {tile}-pixel tiles")
+    while True:
+        tiles = count_tiles(height, width, tile) if tile else 1
+        tiles *= 2 if img.shape[2] == 4 and settings.alpha == "model" else 1
+        try:
+            with tqdm(total=tiles, unit="tile", leave=False, file=sys.stderr,
+                      disable=not progress or tiles < 2) as tile_bar:
+                return restore_image(net, img, net_channels, scale, replace(settings, tile=tile),
+                                     on_tile=tile_bar.update)
+        except (RuntimeError, MemoryError) as e:
+            if not is_out_of_memory(e):
+                raise
+        # outside the except block, so the traceback (and the failed forward's tensors) are freed
+        release_memory(settings.device)
+        smaller = smaller_tile(tile, height, width)
+        if smaller is None:
+            raise RestoreError(f"out of memory even with {_tiling(tile)}")
+        note(f"out of memory with {_tiling(tile)}; retrying with {smaller}-pixel tiles")
+        tile = smaller
+
+
 def run_jobs(net: Callable, net_channels: int, scale: int, jobs: list[Job], settings: Settings,
              progress: bool = True) -> list[tuple[str, str]]:
     """Process every job; returns [(input, reason)] for the files that were skipped."""
@@ -177,14 +251,11 @@ def run_jobs(net: Callable, net_channels: int, scale: int, jobs: list[Job], sett
         try:
             img = imread(job.src)
             check_format(img, job.dst)
-            tiles = count_tiles(*img.shape[:2], settings.tile) if settings.tile else 1
-            tiles *= 2 if img.shape[2] == 4 and settings.alpha == "model" else 1
-            with tqdm(total=tiles, unit="tile", leave=False, file=sys.stderr,
-                      disable=not progress or tiles < 2) as tile_bar:
-                out = restore_image(net, img, net_channels, scale, settings, on_tile=tile_bar.update)
+            out = restore_fitting(net, img, net_channels, scale, settings, progress,
+                                  note=lambda line: tqdm.write(f"{job.src}: {line}", file=sys.stderr))
             imwrite(job.dst, out)
         except (RestoreError, MemoryError, torch.OutOfMemoryError) as e:
-            reason = str(e) if isinstance(e, RestoreError) else f"out of memory ({type(e).__name__}); try --tile"
+            reason = str(e) if isinstance(e, RestoreError) else f"out of memory ({type(e).__name__})"
             reason = reason[len(job.src) + 2:] if reason.startswith(job.src + ": ") else reason
             tqdm.write(f"warning: skipped {job.src}: {reason}", file=sys.stderr)
             skipped.append((job.src, reason))

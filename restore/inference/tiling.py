@@ -13,6 +13,8 @@ from typing import Callable, Optional
 
 import torch
 
+from restore.inference.setup import formatted
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -65,8 +67,10 @@ def tiled_forward(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     `write(core_out, (y0, y1, x0, x1))`, hands each tile's core output (N, C', h, w) and its box in
     output pixels to the callback instead and returns None, so the caller can store outputs in any
     form (e.g. quantised to uint8 in a numpy array) and only one tile's activations are alive at once.
-    `on_tile()` is called after each tile (progress bars).
+    `on_tile()` is called after each tile (progress bars). Each window reaches the net in the net's
+    memory format, copied into a buffer reused for every window of the same shape (setup.py).
     """
+    net = formatted(net)
     height, width = x.shape[-2:]
     out = None
     for t in tile_grid(height, width, tile, tile_pad):

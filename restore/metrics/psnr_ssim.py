@@ -10,25 +10,70 @@ Y channel convention (`test_y_channel=True`): as BasicSR, Y = BT.601 studio-swin
 float32 image / peak, kept *unrounded* (float32) and scaled back by the peak. MATLAB's
 `rgb2ycbcr` on a uint8 image rounds Y to integers; that gives Y-PSNR values about 0.01 dB lower
 (e.g. 31.665 vs 31.674 dB). Numbers here are comparable with BasicSR-based papers.
+
+`protocol` (see restore/metrics/protocol.py and docs/protocol.md): 'basicsr' (the default, above)
+or 'literature', the MATLAB scripts (SRCNN, VDSR, ...) behind the tables the field quotes: Y is MATLAB's
+`rgb2ycbcr` of the uint8 image, *rounded*, and a GT that was a one-channel file (`gt_channels=1`,
+or a HxWx1 `img2` beside an RGB `img`) is scored on its gray values, the output reduced to gray by
+rounded BT.601 luma (0.299 R + 0.587 G + 0.114 B, which maps R = G = B to itself). BasicSR instead
+replicates the gray file to RGB and maps it to studio-swing Y (16-235), which shrinks every error
+by 219/255 and adds 1.32 dB to that image's PSNR.
 """
-from typing import Literal
+from typing import Literal, Optional
 
 import cv2
 import numpy as np
 
+from restore.metrics.protocol import check_protocol
 from restore.utils.color import rgb2y
 from restore.utils.registry import METRIC_REGISTRY
 
 _PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
+_LUMA = np.array([0.299, 0.587, 0.114])  # BT.601 luma on the image's own scale (MATLAB's rgb2gray, rounded)
 
 
-def _prepare(img, img2, crop_border: int, test_y_channel: bool, input_order: str, what: str):
+def _as_hwc(x: np.ndarray, input_order: str) -> np.ndarray:
+    if x.ndim == 3 and input_order == "CHW":
+        return x.transpose(1, 2, 0)
+    return x[:, :, None] if x.ndim == 2 else x
+
+
+def _gray_gt(img, img2, input_order: str, gt_channels, protocol: str, what: str):
+    """Literature protocol, one-channel GT file: (gray of img, gray GT), else None."""
+    if protocol != "literature":
+        return None
+    a, b = _as_hwc(img, input_order), _as_hwc(img2, input_order)
+    if b.ndim != 3 or a.ndim != 3 or a.shape[:2] != b.shape[:2]:
+        return None
+    if gt_channels is None and not (b.shape[2] == 1 and a.shape[2] == 3):
+        return None
+    if gt_channels is not None and int(gt_channels) != 1:
+        return None
+    if b.shape[2] == 3:
+        if not (np.array_equal(b[:, :, 0], b[:, :, 1]) and np.array_equal(b[:, :, 0], b[:, :, 2])):
+            raise ValueError(f"{what}: gt_channels=1 but the GT's three channels differ")
+        b = b[:, :, :1]
+    if a.shape[2] == 3:
+        peak = _PEAK.get(a.dtype)
+        if peak is not None:
+            luma = a.astype(np.float64) @ _LUMA
+            a = np.clip(np.floor(luma + 0.5), 0, peak).astype(a.dtype)[:, :, None]
+    return a, b
+
+
+def _prepare(img, img2, crop_border: int, test_y_channel: bool, input_order: str, what: str,
+             protocol: str = "basicsr", gt_channels=None):
     """Both images as float64 HxWxC (cropped, optionally Y), and their peak value."""
     for x in (img, img2):
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{what}: expected numpy images, got {type(x).__name__}")
+    check_protocol(protocol, what)
+    gray = _gray_gt(img, img2, input_order, gt_channels, protocol, what)
+    if gray is not None:
+        img, img2 = gray
+        input_order, test_y_channel = "HWC", False  # gray values: no colour conversion left
     if img.shape != img2.shape:
         raise ValueError(f"{what}: images have different shapes: {img.shape} and {img2.shape}")
     if img.dtype != img2.dtype:
@@ -55,13 +100,16 @@ def _prepare(img, img2, crop_border: int, test_y_channel: bool, input_order: str
         if crop_border:
             x = x[crop_border:-crop_border, crop_border:-crop_border]
         if test_y_channel:
-            x = _y_channel(x, peak, what)
+            x = _y_channel(x, peak, what, rounded=protocol == "literature")
         out.append(x.astype(np.float64))
     return out[0], out[1], peak
 
 
-def _y_channel(img: np.ndarray, peak: float, what: str) -> np.ndarray:
-    """BasicSR's `to_y_channel`: float32 image / peak -> BT.601 Y (float32, unrounded) -> x peak."""
+def _y_channel(img: np.ndarray, peak: float, what: str, rounded: bool = False) -> np.ndarray:
+    """BasicSR's `to_y_channel`: float32 image / peak -> BT.601 Y (float32, unrounded) -> x peak;
+    `rounded`: MATLAB's `rgb2ycbcr` of the integer image (Y rounded to an integer)."""
+    if rounded and img.shape[2] == 3:
+        return rgb2y(img)[:, :, None]
     x = img.astype(np.float32) / np.float32(peak)
     if img.shape[2] == 3:
         x = rgb2y(x).astype(np.float32)[:, :, None]
@@ -72,9 +120,11 @@ def _y_channel(img: np.ndarray, peak: float, what: str) -> np.ndarray:
 
 @METRIC_REGISTRY.register()
 def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False,
-                   input_order: Literal["HWC", "CHW"] = "HWC") -> float:
+                   input_order: Literal["HWC", "CHW"] = "HWC", protocol: str = "basicsr",
+                   gt_channels: Optional[int] = None) -> float:
     """PSNR in dB between two uint8/uint16 RGB (or gray) images; inf for identical images."""
-    a, b, peak = _prepare(img, img2, crop_border, test_y_channel, input_order, "calculate_psnr")
+    a, b, peak = _prepare(img, img2, crop_border, test_y_channel, input_order, "calculate_psnr",
+                          protocol, gt_channels)
     mse = np.mean((a - b) ** 2)
     if mse == 0:
         return float("inf")
@@ -102,9 +152,11 @@ def _ssim_channel(a: np.ndarray, b: np.ndarray, peak: float) -> float:
 
 @METRIC_REGISTRY.register()
 def calculate_ssim(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False,
-                   input_order: Literal["HWC", "CHW"] = "HWC") -> float:
+                   input_order: Literal["HWC", "CHW"] = "HWC", protocol: str = "basicsr",
+                   gt_channels: Optional[int] = None) -> float:
     """Gaussian SSIM between two uint8/uint16 RGB (or gray) images, averaged over channels."""
-    a, b, peak = _prepare(img, img2, crop_border, test_y_channel, input_order, "calculate_ssim")
+    a, b, peak = _prepare(img, img2, crop_border, test_y_channel, input_order, "calculate_ssim",
+                          protocol, gt_channels)
     if min(a.shape[:2]) < _SSIM_WINDOW:
         raise ValueError(f"calculate_ssim: image ({a.shape[0]}x{a.shape[1]} after cropping) is smaller "
                          f"than the {_SSIM_WINDOW}x{_SSIM_WINDOW} SSIM window")

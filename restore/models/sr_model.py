@@ -53,7 +53,10 @@ class SRModel(BaseModel):
             dist.all_reduce(loss_value)
             loss_value /= self.world_size
         self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip or float("inf"))
+        if self.grad_clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip)
+        else:  # the norm for the finite check only: clipping at inf would also multiply every grad by 1
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.net_g.parameters() if p.grad is not None])
         if not (torch.isfinite(loss_value) and torch.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.update()  # fp16: lowers the scale; otherwise a no-op
@@ -99,8 +102,11 @@ class SRModel(BaseModel):
             row = {"name": key}
             if "gt" in batch:
                 gt = tensor2img(batch["gt"])
+                data = {"img": sr, "img2": gt}
+                if "gt_channels" in batch:  # one-channel GT files: see restore/metrics/protocol.py
+                    data["gt_channels"] = int(batch["gt_channels"][0])
                 for mname, mopt in (metrics or {}).items():
-                    row[mname] = float(calculate_metric({"img": sr, "img2": gt}, mopt, f"val.metrics.{mname}"))
+                    row[mname] = float(calculate_metric(data, mopt, f"val.metrics.{mname}"))
             if save_path is not None:
                 imwrite(save_path(key), sr)
             rows.append(row)

@@ -6,7 +6,9 @@ contradicts the constructor's annotation is an error too. This is what makes a t
 `network_g` an error rather than a silently ignored default.
 """
 import difflib
+import importlib
 import inspect
+import os
 import types
 import typing
 from typing import Any, Callable
@@ -123,6 +125,18 @@ class Registry:
         check_kwargs(cls, kwargs, f"{self.kind} {opt['type']}", where)
         return cls(**kwargs)
 
+    @staticmethod
+    def import_all(package: str, suffix: str = ".py") -> list[str]:
+        """Import every module of `package` whose file name ends with `suffix` (in name order;
+        private `_*.py` files skipped), so the classes they decorate are registered. Called from the
+        package's own `__init__`, where the package is already in sys.modules. Returns their names."""
+        folder = importlib.import_module(package).__path__[0]
+        names = [f"{package}.{f[:-3]}" for f in sorted(os.listdir(folder))
+                 if f.endswith(suffix) and f.endswith(".py") and not f.startswith("_")]
+        for name in names:
+            importlib.import_module(name)
+        return names
+
     def __contains__(self, name):
         return name in self._table
 
@@ -138,3 +152,4 @@ MODEL_REGISTRY = Registry("model")
 DATASET_REGISTRY = Registry("dataset")
 LOSS_REGISTRY = Registry("loss")
 METRIC_REGISTRY = Registry("metric")
+BACKEND_REGISTRY = Registry("io backend")

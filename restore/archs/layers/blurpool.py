@@ -19,12 +19,14 @@ Option spec (validated like any registry entry; errors name `network_g.downsampl
     downsample: {type: stride, kernel_size: 3, stride: 2}        # conv k x k at stride 2 + act
     downsample: {type: maxpool, kernel_size: 2, stride: 2}       # nn.MaxPool2d
     downsample: {type: blurpool, filter_size: 4, stride: 2, base: max | conv | none,
-                 kernel_size: ~, pad_mode: reflect | replicate | zero | circular | ~}
+                 kernel_size: ~, pad_mode: reflect | replicate | zero | circular | ~,
+                 max_padding: same | valid}
 
 `blurpool` with `base: max` anti-aliases `maxpool`, `base: conv` anti-aliases `stride` (the same
 parameters; `filter_size: 1` gives back exactly the un-blurred layer), `base: none` is a
 parameter-free blur + subsample (the replacement of average pooling). `pad_mode: ~` follows the
-arch's conv padding (circular when the convs are circular, else reflect).
+arch's conv padding (circular when the convs are circular, else reflect). `max_padding: valid`
+(base max only) is the reference recipe's unpadded stride-1 max pool (see MaxBlurPool2d).
 """
 import math
 from typing import Literal, Optional
@@ -37,6 +39,7 @@ from restore.utils.errors import OptionError
 from restore.utils.registry import Registry
 
 PadMode = Literal["reflect", "replicate", "zero", "circular"]
+MaxPadding = Literal["same", "valid"]
 PAD_MODES = ("reflect", "replicate", "zero", "circular")
 MAX_FILTER_SIZE = 7
 DEFAULT_WHERE = "network_g.downsample"
@@ -129,20 +132,36 @@ def sliding_max(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
 
 class MaxBlurPool2d(nn.Module):
     """MaxPool(kernel_size, stride 1), then BlurPool2d(stride): the anti-aliased MaxPool(k, stride).
-    With filter_size 1 and kernel_size 2 it equals nn.MaxPool2d(2, 2, ceil_mode=True)."""
+    With filter_size 1 and kernel_size 2 it equals nn.MaxPool2d(2, 2, ceil_mode=True).
+
+    max_padding 'same' (the default) pads the stride-1 max pool so that the blur-pool sees an H x W
+    map (output ceil(H / stride), every input pixel in kernel_size windows); 'valid' is the reference
+    recipe (antialiased-cnns: nn.MaxPool2d(kernel_size, stride=1) unpadded, H - kernel_size + 1 rows
+    into the blur-pool): the same values inside, other border values, and for odd sizes one row or
+    column fewer (7 -> 3 instead of 4 at kernel 2, stride 2). Use 'valid' to reproduce that
+    recipe's numbers or load its networks; see docs/blurpool.md."""
 
     def __init__(self, channels: int, kernel_size: int = 2, filter_size: int = 4, stride: int = 2,
-                 pad_mode: PadMode = "reflect"):
+                 pad_mode: PadMode = "reflect", max_padding: MaxPadding = "same"):
         super().__init__()
         if kernel_size < 1:
             raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
-        self.kernel_size, self.pad_mode = kernel_size, pad_mode
+        if max_padding not in ("same", "valid"):
+            raise ValueError(f"max_padding must be same or valid, got {max_padding!r}")
+        self.kernel_size, self.pad_mode, self.max_padding = kernel_size, pad_mode, max_padding
         self.blurpool = BlurPool2d(channels, filter_size, stride, pad_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # padding for the max: -inf under 'zero' so the border never wins, like nn.MaxPool2d's padding
-        x = same_pad(x, self.kernel_size, self.pad_mode, value=-math.inf)
+        if self.max_padding == "same":
+            # padding for the max: -inf under 'zero' so the border never wins, like nn.MaxPool2d's padding
+            x = same_pad(x, self.kernel_size, self.pad_mode, value=-math.inf)
+        elif min(x.shape[-2:]) < self.kernel_size:
+            raise ValueError(f"MaxBlurPool2d(max_padding='valid'): a {x.shape[-2]}x{x.shape[-1]} map is "
+                             f"smaller than the {self.kernel_size}x{self.kernel_size} max pool")
         return self.blurpool(sliding_max(x, self.kernel_size))
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, max_padding={self.max_padding}"
 
 
 class BlurConv2d(nn.Sequential):
@@ -219,8 +238,12 @@ class BlurPoolDown:
     """Blur-pool: `base: max` (MaxBlurPool2d), `conv` (BlurConv2d) or `none` (BlurPool2d)."""
 
     def __init__(self, filter_size: int = 4, stride: int = 2, base: Literal["max", "conv", "none"] = "max",
-                 kernel_size: Optional[int] = None, pad_mode: Optional[PadMode] = None):
+                 kernel_size: Optional[int] = None, pad_mode: Optional[PadMode] = None,
+                 max_padding: MaxPadding = "same"):
         _check_filter_size(filter_size)
+        if max_padding != "same" and base != "max":
+            raise ValueError("max_padding: only base 'max' has a max pool to pad")
+        self.max_padding = max_padding
         self.filter_size, self.stride, self.base, self.pad_mode = filter_size, stride, base, pad_mode
         self.kernel_size = kernel_size if kernel_size is not None else {"max": 2, "conv": 3, "none": None}[base]
         if base == "none" and kernel_size is not None:
@@ -229,7 +252,7 @@ class BlurPoolDown:
     def build(self, channels, padding_mode, act):
         pad = self.pad_mode or ("circular" if padding_mode == "circular" else "reflect")
         if self.base == "max":
-            return MaxBlurPool2d(channels, self.kernel_size, self.filter_size, self.stride, pad)
+            return MaxBlurPool2d(channels, self.kernel_size, self.filter_size, self.stride, pad, self.max_padding)
         if self.base == "conv":
             return BlurConv2d(channels, channels, self.kernel_size, self.stride, self.filter_size, pad,
                               padding_mode, act())

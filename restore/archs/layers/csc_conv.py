@@ -24,6 +24,14 @@ it, so it costs exactly the 2 n_iter - 1 convolution passes that FlopCounterMode
 
 The layer returns L z by default (`scale_output`): the same codes in the units of a conv's output.
 
+SDNet's own modes (docs/csc.md): `step: sdnet` takes eta = 0.9 / L_pi, L_pi the power-iteration
+estimate of ||A||^2 at the current input size (at most 50 iterations, tolerance 1e-5 on the squared
+change of the unit vector, warm-started from the last estimate for that size; recomputed when the
+size or the weight changes), where `step: bound` (the default) takes 1 / L for the size-independent
+bound above. `momentum: sdnet` evaluates the gradient at the current codes z while stepping from the
+extrapolated point y (z+ = prox(y + eta A^T (x - A z))), where `momentum: fista` (the default,
+textbook FISTA) evaluates it at y. Both differ only from the third step on.
+
 Atoms are kept at unit norm by projection (after each optimiser step: call
 `project_all_atoms_(net)` after `optimizer.step()`; a training forward also projects weights that
 changed without it). Lambda is a buffer, or a parameter with `learn_lambda` (per layer, or per atom
@@ -42,6 +50,11 @@ from torch.nn import functional as F
 
 from restore.archs.layers.conv_factory import CONV_VARIANTS, ConvVariant, plain_conv
 
+StepRule = Literal["bound", "sdnet"]
+MomentumRule = Literal["fista", "sdnet"]
+SDNET_STEP_FACTOR = 0.9      # SDNet: eta = 0.9 / (power-iteration estimate of ||A||^2)
+SDNET_POWER_ITERATIONS = 50
+SDNET_POWER_TOL = 1e-5       # on the squared change of the unit vector between iterations
 GRID_PER_DEGREE = 16  # frequencies per axis per unit of symbol degree: L overestimates by < 9%
 ROUNDING_MARGIN = 1e-4  # the symbol's eigenvalues are computed in float32
 
@@ -97,6 +110,13 @@ def operator_norm_sq(weight: torch.Tensor, stride: int = 1, padding: Optional[in
     return float(top.max()) * bernstein_factor(degree, grid) * (1.0 + ROUNDING_MARGIN)
 
 
+def _check_rules(step, momentum) -> None:
+    if step not in ("bound", "sdnet"):
+        raise ValueError(f"step must be bound or sdnet, got {step!r}")
+    if momentum not in ("fista", "sdnet"):
+        raise ValueError(f"momentum must be fista or sdnet, got {momentum!r}")
+
+
 def _refresh_after_load(module: "CSCConv2d", _incompatible_keys) -> None:
     module.refresh_step_size()
 
@@ -114,8 +134,10 @@ class CSCConv2d(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, n_iter: int = 5,
                  lmbda: float = 0.1, learn_lambda: bool = False, lambda_per_atom: bool = False,
-                 nonneg: bool = True, fista: bool = True, scale_output: bool = True):
+                 nonneg: bool = True, fista: bool = True, scale_output: bool = True,
+                 step: StepRule = "bound", momentum: MomentumRule = "fista"):
         super().__init__()
+        _check_rules(step, momentum)
         if n_iter < 1:
             raise ValueError(f"n_iter must be >= 1, got {n_iter}")
         if lmbda < 0:
@@ -125,6 +147,9 @@ class CSCConv2d(nn.Module):
         self.in_channels, self.out_channels = in_ch, out_ch
         self.kernel_size, self.stride, self.padding = kernel_size, stride, kernel_size // 2
         self.n_iter, self.nonneg, self.fista, self.scale_output = n_iter, nonneg, fista, scale_output
+        self.step, self.momentum = step, momentum
+        self._power_vectors: dict = {}   # step 'sdnet': the last top singular vector per code size
+        self._power_cache: dict = {}     # (input size, weight version) -> L_pi
         self.weight = nn.Parameter(torch.empty(out_ch, in_ch, kernel_size, kernel_size))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         lam = torch.full((out_ch if lambda_per_atom else 1,), float(lmbda))
@@ -158,6 +183,37 @@ class CSCConv2d(nn.Module):
     def _weight_changed(self) -> bool:
         return self.weight._version != self._weight_version
 
+    @torch.no_grad()
+    def power_iteration(self, size) -> float:
+        """SDNet's estimate of ||A||^2 for inputs of spatial `size`: power iteration on A^T A over
+        one code map, warm-started from the previous vector for this size (seeded randn at first)."""
+        key = (int(size[0]), int(size[1]), self.weight._version)
+        if key in self._power_cache:
+            return self._power_cache[key]
+        weight = self.weight.detach()
+        code_hw = tuple((int(n) + 2 * self.padding - self.kernel_size) // self.stride + 1 for n in size)
+        v = self._power_vectors.get(code_hw)
+        if v is None:
+            v = torch.randn(1, self.out_channels, *code_hw, generator=torch.Generator().manual_seed(0))
+        v = v.to(weight)
+        change, steps = math.inf, 0
+        while steps < SDNET_POWER_ITERATIONS and change > SDNET_POWER_TOL:
+            nxt = F.conv2d(self._synthesis_with(weight, v, size), weight, None, self.stride, self.padding)
+            nxt = F.normalize(nxt.flatten(), dim=0).view_as(v)
+            change = float((nxt - v).square().sum())
+            v, steps = nxt, steps + 1
+        estimate = float(self._synthesis_with(weight, v, size).square().sum())
+        self._power_vectors[code_hw] = v
+        self._power_cache = {k: e for k, e in self._power_cache.items() if k[2] == self.weight._version}
+        self._power_cache[key] = estimate
+        return estimate
+
+    def step_size(self, size):
+        """eta for inputs of spatial `size`: 1 / L (step 'bound'), 0.9 / L_pi (step 'sdnet')."""
+        if self.step == "sdnet":
+            return SDNET_STEP_FACTOR / max(self.power_iteration(size), 1e-12)
+        return 1.0 / self.lipschitz
+
     # --- the two operators ---------------------------------------------------------------------
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """A^T x: image (in_ch channels) to code domain (out_ch channels, 1/stride resolution)."""
@@ -165,10 +221,13 @@ class CSCConv2d(nn.Module):
 
     def synthesis(self, z: torch.Tensor, size) -> torch.Tensor:
         """A z, of spatial `size` (the size of the x the codes were computed from)."""
+        return self._synthesis_with(self.weight, z, size)
+
+    def _synthesis_with(self, weight: torch.Tensor, z: torch.Tensor, size) -> torch.Tensor:
         in_h = (z.shape[-2] - 1) * self.stride - 2 * self.padding + self.kernel_size
         in_w = (z.shape[-1] - 1) * self.stride - 2 * self.padding + self.kernel_size
         extra = (int(size[0]) - in_h, int(size[1]) - in_w)
-        return F.conv_transpose2d(z, self.weight, None, self.stride, self.padding, extra)
+        return F.conv_transpose2d(z, weight, None, self.stride, self.padding, extra)
 
     # --- lambda --------------------------------------------------------------------------------
     def trained_lambda(self) -> torch.Tensor:
@@ -196,9 +255,9 @@ class CSCConv2d(nn.Module):
 
     def solve(self, x: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
         """`n_iter` proximal-gradient steps from z = 0 for the given lambda (broadcast over B, C)."""
-        eta = 1.0 / self.lipschitz
-        threshold = lam * eta
         size = x.shape[-2:]
+        eta = self.step_size(size)
+        threshold = lam * eta
         # the step folded into the analysis weight: one element-wise pass less per step
         step_weight = self.weight * eta
         step0 = F.conv2d(x, step_weight, None, self.stride, self.padding)  # eta A^T x, used by every step
@@ -208,7 +267,8 @@ class CSCConv2d(nn.Module):
             t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
             momentum = (t - 1.0) / t_next if self.fista else 0.0
             y = torch.lerp(z_prev, z, 1.0 + momentum) if momentum else z  # z + momentum (z - z_prev)
-            gradient_step = F.conv2d(self.synthesis(y, size), step_weight, None, self.stride, self.padding)
+            at = z if self.momentum == "sdnet" else y  # where the gradient is taken
+            gradient_step = F.conv2d(self.synthesis(at, size), step_weight, None, self.stride, self.padding)
             z_prev, z = z, self.shrink(y - gradient_step + step0, threshold)
             t = t_next
         return z
@@ -223,13 +283,15 @@ class CSCConv2d(nn.Module):
         if self.training and self._weight_changed():
             self.project_atoms_()
         z = self.solve(x, self.effective_lambda())
-        return z * self.lipschitz if self.scale_output else z
+        if not self.scale_output:
+            return z
+        return z * self.lipschitz if self.step == "bound" else z / self.step_size(x.shape[-2:])
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, n_iter={self.n_iter}, lambda_shape={tuple(self.lmbda.shape)}, "
                 f"learn_lambda={isinstance(self.lmbda, nn.Parameter)}, nonneg={self.nonneg}, "
-                f"fista={self.fista}, scale_output={self.scale_output}")
+                f"fista={self.fista}, scale_output={self.scale_output}, step={self.step}, momentum={self.momentum}")
 
 
 def csc_layers(model: nn.Module) -> list[CSCConv2d]:
@@ -249,13 +311,16 @@ def project_all_atoms_(model: nn.Module) -> int:
 @CONV_VARIANTS.register(name="csc")
 class CSCConvVariant(ConvVariant):
     """`conv: {type: csc, where: first | all, n_iter, lmbda, learn_lambda, lambda_per_atom, nonneg,
-    fista, scale_output}` (see CSCConv2d). first: only the conv that sees the image (SDNet-18's
-    stem); all: that conv and every block conv (SDNet-18-all). Tail and skip convs stay plain: their output is the image (or the
-    noise) itself, not a code. CSC layers have no bias and ignore the arch's weight norm."""
+    fista, scale_output, step: bound | sdnet, momentum: fista | sdnet}` (see CSCConv2d).
+    first: only the conv that sees the image (SDNet-18's stem); all: that conv and every block conv
+    (SDNet-18-all). Tail and skip convs stay plain: their output is the image (or the noise) itself,
+    not a code. CSC layers have no bias and ignore the arch's weight norm."""
 
     def __init__(self, where: Literal["first", "all"] = "first", n_iter: int = 5, lmbda: float = 0.1,
                  learn_lambda: bool = False, lambda_per_atom: bool = False, nonneg: bool = True,
-                 fista: bool = True, scale_output: bool = True):
+                 fista: bool = True, scale_output: bool = True, step: StepRule = "bound",
+                 momentum: MomentumRule = "fista"):
+        _check_rules(step, momentum)
         if n_iter < 1:
             raise ValueError(f"n_iter must be >= 1, got {n_iter}")
         if lmbda < 0:
@@ -263,7 +328,7 @@ class CSCConvVariant(ConvVariant):
         self.positions = frozenset({"first"} if where == "first" else {"first", "body"})
         self.options = {"n_iter": n_iter, "lmbda": lmbda, "learn_lambda": learn_lambda,
                         "lambda_per_atom": lambda_per_atom, "nonneg": nonneg, "fista": fista,
-                        "scale_output": scale_output}
+                        "scale_output": scale_output, "step": step, "momentum": momentum}
 
     def build(self, in_ch, out_ch, kernel_size, stride, bias, weight_norm):
         return CSCConv2d(in_ch, out_ch, kernel_size, stride, **self.options)

@@ -6,12 +6,31 @@ cardinal groups of C_out/d filters. A gate pools the layer input over space, map
 Linear(C_in, k*d) and normalises over k for each cardinal group, giving per sample a weight
 gamma[b, i, j] for sparsity group i in cardinal group j. Because convolution is linear, weighting the
 k candidate outputs equals convolving once with the gamma-weighted kernel, so each sample gets its
-own mixed kernel (and bias) and the whole batch runs as ONE grouped conv: the cost of a plain
-C_in -> C_out conv plus a small per-sample overhead (pool, Linear, kernel mixing), independent of k.
+own mixed kernel (and bias): the cost of a plain C_in -> C_out conv plus a small per-sample overhead
+(pool, Linear, kernel mixing), independent of k.
 
 Candidate filter index = i * C_out + j * (C_out / d) + c (sparsity group i, cardinal group j,
 filter c), the reference's layout, so its weights map one to one.
+
+How the per-sample conv runs is a `formulation`; all compute the same function (equal outputs and
+gradients to float rounding, tests/test_sparse_group_formulations.py), at different speed:
+
+    grouped  the reference: the batch folded into the channels, one conv with groups=B
+    loop     B batch-1 convs, one per sample (each a plain conv in the input's memory format)
+    unfold   im2col (F.unfold) + one batched GEMM (torch.bmm) per layer
+    fused    `grouped` inside one autograd Function with the kernel mixing (and the softmax gate):
+             the backward goes from the conv's weight gradient straight to the gate, candidate and
+             gate-Linear gradients, and adds the pooling's gradient into the input's in place
+    auto     per input shape, the fastest of these, measured once per shape and machine and
+             cached (restore/archs/layers/formulation_cache.py)
 """
+import copy
+import functools
+import json
+import os
+import platform
+import tempfile
+import time
 from typing import Literal, Optional
 
 import torch
@@ -22,34 +41,364 @@ from restore.archs.layers.conv_factory import CONV_VARIANTS, ConvVariant
 from restore.archs.layers.weight_norm import normalised_weight, reset_conv_parameters
 
 GateType = Literal["softmax", "sigmoid", "gumbel"]
+Formulation = Literal["auto", "grouped", "loop", "unfold", "fused"]
+FORMULATIONS = ("grouped", "loop", "unfold", "fused")  # the first is the reference
+CACHE_ENV = "RESTORE_SPARSE_GROUP_CACHE"  # a JSON file, or "off" for an in-process choice only
 
 
 def _is_batch_interleaved(x: torch.Tensor) -> bool:
-    """Memory order (H, W, B, C): what per_sample_conv returns for a channels_last batch."""
+    """Memory order (H, W, B, C): what the grouped conv returns for a channels_last batch."""
     return x.permute(2, 3, 0, 1).is_contiguous()
 
 
-def per_sample_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                    stride: int = 1, padding: int = 0) -> torch.Tensor:
-    """Convolve sample b of `x` (B, C_in, H, W) with its own kernel weight[b*C_out:(b+1)*C_out].
+def _folds_interleaved(x: torch.Tensor) -> bool:
+    return _is_batch_interleaved(x) or x.is_contiguous(memory_format=torch.channels_last)
 
-    The batch is folded into the channels and run as one conv with groups=B. A channels_last batch
-    is folded as (H, W, B*C), which is channels_last for the folded (1, B*C, H, W) view, so the conv
-    stays on the channels_last path (a plain `view(1, -1, H, W)` would make PyTorch see NCHW and
-    silently run the slow path); the result comes back in (H, W, B, C) memory order, which the next
-    sparse-group conv folds without a copy.
-    """
-    batch, _, height, width = x.shape
+
+def _fold(x: torch.Tensor, interleaved: bool) -> torch.Tensor:
+    """(B, C, H, W) -> (1, B*C, H, W). A channels_last batch is folded as (H, W, B*C), which is
+    channels_last for the folded view, so the conv stays on the channels_last path (a plain
+    `view(1, -1, H, W)` would make PyTorch see NCHW and silently run the slow path)."""
+    height, width = x.shape[-2:]
+    if interleaved:
+        return x.permute(2, 3, 0, 1).reshape(1, height, width, -1).permute(0, 3, 1, 2)
+    return x.reshape(1, -1, height, width)
+
+
+def _unfold_batch(out: torch.Tensor, batch: int, interleaved: bool) -> torch.Tensor:
+    """The inverse of `_fold`. An interleaved result keeps the (H, W, B, C) memory order, which the
+    next sparse-group conv folds without a copy."""
+    out_h, out_w = out.shape[-2:]
+    if interleaved:
+        out = out.contiguous(memory_format=torch.channels_last)
+        return out.permute(0, 2, 3, 1).view(out_h, out_w, batch, -1).permute(2, 3, 0, 1)
+    return out.reshape(batch, -1, out_h, out_w)
+
+
+def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                 stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """The reference: the batch folded into the channels, one conv with groups=B; a channels_last
+    batch comes back in (H, W, B, C) memory order."""
+    batch = x.shape[0]
     if batch == 1:
         return F.conv2d(x, weight, bias, stride, padding)
-    if _is_batch_interleaved(x) or x.is_contiguous(memory_format=torch.channels_last):
-        folded = x.permute(2, 3, 0, 1).reshape(1, height, width, -1).permute(0, 3, 1, 2)
-        out = F.conv2d(folded, weight, bias, stride, padding, groups=batch)
-        out = out.contiguous(memory_format=torch.channels_last)
-        out_h, out_w = out.shape[-2:]
-        return out.permute(0, 2, 3, 1).view(out_h, out_w, batch, -1).permute(2, 3, 0, 1)
-    out = F.conv2d(x.reshape(1, -1, height, width), weight, bias, stride, padding, groups=batch)
-    return out.view(batch, -1, *out.shape[-2:])
+    interleaved = _folds_interleaved(x)
+    out = F.conv2d(_fold(x, interleaved), weight, bias, stride, padding, groups=batch)
+    return _unfold_batch(out, batch, interleaved)
+
+
+def loop_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+              stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """One batch-1 conv per sample. split/unbind (not indexing) so that autograd gathers the
+    per-sample gradients with one cat/stack instead of a zero-filled full tensor per sample."""
+    batch = x.shape[0]
+    weights = weight.unflatten(0, (batch, -1)).unbind(0)
+    biases = bias.view(batch, -1).unbind(0) if bias is not None else (None,) * batch
+    return torch.cat([F.conv2d(xb, wb, bb, stride, padding)
+                      for xb, wb, bb in zip(x.split(1), weights, biases)])
+
+
+def unfold_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """im2col (F.unfold) and one batched GEMM: (B, C_out, C_in*K*K) @ (B, C_in*K*K, H'*W')."""
+    batch, _, height, width = x.shape
+    ksize = weight.shape[-1]
+    cols = F.unfold(x, ksize, padding=padding, stride=stride)
+    kernels = weight.reshape(batch, -1, cols.shape[1]).to(cols.dtype)
+    if bias is None:
+        out = torch.bmm(kernels, cols)
+    else:
+        out = torch.baddbmm(bias.view(batch, -1, 1).to(cols.dtype), kernels, cols)
+    out = out.view(batch, -1, (height + 2 * padding - ksize) // stride + 1,
+                   (width + 2 * padding - ksize) // stride + 1)
+    # keep the memory format the net runs in
+    return out.contiguous(memory_format=torch.channels_last) if _folds_interleaved(x) else out
+
+
+PER_SAMPLE_CONVS = {"grouped": grouped_conv, "loop": loop_conv, "unfold": unfold_conv}
+
+
+def per_sample_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                    stride: int = 1, padding: int = 0, formulation: str = "grouped") -> torch.Tensor:
+    """Convolve sample b of `x` (B, C_in, H, W) with its own kernel weight[b*C_out:(b+1)*C_out]
+    (and bias[b*C_out:(b+1)*C_out]); `formulation` grouped, loop or unfold (module docstring)."""
+    return PER_SAMPLE_CONVS[formulation](x, weight, bias, stride, padding)
+
+
+def mix_candidates(gates: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(B, d, r) per-sample rows sum_i gates[b, i, j] * candidates[i, j] for gates (B, k, d) and
+    candidates (k, d, r)."""
+    return torch.einsum("bkd,kdr->bdr", gates, candidates)
+
+
+def mix_backward(gates: torch.Tensor, candidates: torch.Tensor, grad: torch.Tensor, need_gates: bool,
+                 need_candidates: bool):
+    """Gradients of `mix_candidates` for the output gradient `grad` (B, d, r)."""
+    grad_gates = torch.einsum("bdr,kdr->bkd", grad, candidates) if need_gates else None
+    grad_candidates = torch.einsum("bkd,bdr->kdr", gates, grad) if need_candidates else None
+    return grad_gates, grad_candidates
+
+
+def _conv_dtype(x: torch.Tensor) -> torch.dtype:
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return x.dtype
+
+
+def _mixed_conv(folded, gates, candidates, bias, stride: int, padding: int):
+    """Forward of `fused`: (output, the tensors its backward needs)."""
+    batch, k, d = gates.shape
+    dtype = _conv_dtype(folded)
+    with torch.autocast(folded.device.type, enabled=False):
+        cand = candidates.reshape(k, d, -1)
+        gates_c = gates.to(cand.dtype)
+        weight = mix_candidates(gates_c, cand).reshape(batch * candidates.shape[0] // k,
+                                                       *candidates.shape[1:]).to(dtype)
+        mixed_bias = None
+        if bias is not None:
+            mixed_bias = mix_candidates(gates_c, bias.view(k, d, -1)).reshape(-1).to(dtype)
+        folded_c = folded.to(dtype)
+        out = F.conv2d(folded_c, weight, mixed_bias, stride, padding, groups=batch)
+    return out, (folded_c, gates_c, cand, weight, bias)
+
+
+def _mixed_conv_backward(grad_out, saved, stride: int, padding: int, need_x: bool, need_gates: bool,
+                         need_cand: bool, need_bias: bool):
+    """Backward of `fused`: gradients of the folded input, the gates, the candidates and their bias."""
+    folded, gates, cand, weight, bias = saved
+    batch, k, d = gates.shape
+    need_weight = need_gates or need_cand
+    grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+        grad_out.to(weight.dtype), folded, weight, [weight.shape[0]] if bias is not None else None,
+        [stride, stride], [padding, padding], [1, 1], False, [0, 0], batch,
+        [need_x, need_weight, bias is not None and (need_bias or need_gates)])
+    grad_gates = grad_cand = grad_bias = None
+    if need_weight:
+        grad_gates, grad_cand = mix_backward(gates, cand, grad_w.reshape(batch, d, -1).to(cand.dtype),
+                                             need_gates, need_cand)
+        if grad_cand is not None:
+            grad_cand = grad_cand.reshape(-1, *weight.shape[1:])
+    if grad_b is not None:
+        bias_gates, grad_bias = mix_backward(gates, bias.view(k, d, -1), grad_b.reshape(batch, d, -1).to(bias.dtype),
+                                             need_gates, need_bias)
+        if bias_gates is not None:
+            grad_gates = grad_gates + bias_gates
+        if grad_bias is not None:
+            grad_bias = grad_bias.reshape(-1)
+    return grad_x, grad_gates, grad_cand, grad_bias
+
+
+class FusedMixedConv(torch.autograd.Function):
+    """Kernel mixing + the grouped conv on a folded batch (1, B*C_in, H, W) as one autograd node
+    (`fused`, for given gates). The backward takes the grouped conv's weight gradient straight to
+    the gate and candidate gradients (two small contractions) instead of going through einsum's,
+    reshape's and the conv's separate autograd nodes; the mixed kernels are made once and kept for
+    the backward. Under autocast the conv runs in the autocast dtype and the mixing in the
+    candidates' dtype. Folding and unfolding stay outside, as views autograd knows (an in-place
+    ReLU may follow)."""
+
+    @staticmethod
+    def forward(ctx, folded, gates, candidates, bias, stride: int, padding: int):
+        out, saved = _mixed_conv(folded, gates, candidates, bias, stride, padding)
+        ctx.save_for_backward(*saved)
+        ctx.conf = (stride, padding, folded.dtype, gates.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        stride, padding, folded_dtype, gates_dtype = ctx.conf
+        grad_x, grad_gates, grad_cand, grad_bias = _mixed_conv_backward(
+            grad_out, ctx.saved_tensors, stride, padding, *ctx.needs_input_grad[:4])
+        return (grad_x.to(folded_dtype) if grad_x is not None else None,
+                grad_gates.to(gates_dtype) if grad_gates is not None else None, grad_cand, grad_bias, None, None)
+
+
+class FusedGatedConv(torch.autograd.Function):
+    """`fused` with the layer's own softmax gate inside: pooling, Linear, softmax, mixing and conv as
+    one node. Its backward adds the pooling's gradient (a per-channel constant) into the conv's input
+    gradient in place, where autograd would materialise a full-size mean gradient and add the two."""
+
+    @staticmethod
+    def forward(ctx, folded, batch: int, mlp_weight, mlp_bias, k: int, d: int, temperature: float, candidates,
+                bias, stride: int, padding: int):
+        with torch.autocast(folded.device.type, enabled=False):
+            pooled = folded.mean(dim=(2, 3)).view(batch, -1).to(mlp_weight.dtype)
+            gates = (F.linear(pooled, mlp_weight, mlp_bias).view(batch, k, d) / temperature).softmax(dim=1)
+        out, saved = _mixed_conv(folded, gates, candidates, bias, stride, padding)
+        ctx.save_for_backward(*saved, pooled, mlp_weight)
+        ctx.conf = (stride, padding, folded.dtype, temperature, mlp_bias is not None, folded.shape[-2:].numel())
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        *saved, pooled, mlp_weight = ctx.saved_tensors
+        stride, padding, folded_dtype, temperature, has_mlp_bias, pixels = ctx.conf
+        need_x, _, need_mlp_w, need_mlp_b, _, _, _, need_cand, need_bias = ctx.needs_input_grad[:9]
+        need_gates = need_x or need_mlp_w or need_mlp_b
+        grad_x, grad_gates, grad_cand, grad_bias = _mixed_conv_backward(
+            grad_out, saved, stride, padding, need_x, need_gates, need_cand, need_bias)
+        grad_mlp_w = grad_mlp_b = None
+        if grad_gates is not None:
+            gates = saved[1]
+            grad_logits = gates * (grad_gates - (grad_gates * gates).sum(dim=1, keepdim=True)) / temperature
+            grad_logits = grad_logits.reshape(gates.shape[0], -1)
+            if need_mlp_w:
+                grad_mlp_w = grad_logits.t() @ pooled
+            if need_mlp_b and has_mlp_bias:
+                grad_mlp_b = grad_logits.sum(dim=0)
+            if grad_x is not None:
+                grad_pooled = (grad_logits @ mlp_weight) / pixels
+                grad_x.add_(grad_pooled.reshape(1, -1, 1, 1).to(grad_x.dtype))
+        if grad_x is not None:
+            grad_x = grad_x.to(folded_dtype)
+        return grad_x, None, grad_mlp_w, grad_mlp_b, None, None, None, grad_cand, grad_bias, None, None
+
+
+def fused_conv(x: torch.Tensor, gates: torch.Tensor, candidates: torch.Tensor, bias: Optional[torch.Tensor],
+               stride: int = 1, padding: int = 0) -> torch.Tensor:
+    batch = x.shape[0]
+    interleaved = batch > 1 and _folds_interleaved(x)
+    out = FusedMixedConv.apply(_fold(x, interleaved), gates, candidates, bias, stride, padding)
+    return _unfold_batch(out, batch, interleaved)
+
+
+def fused_gated_conv(x: torch.Tensor, mlp: nn.Linear, k: int, d: int, temperature: float,
+                     candidates: torch.Tensor, bias: Optional[torch.Tensor], stride: int = 1,
+                     padding: int = 0) -> torch.Tensor:
+    batch = x.shape[0]
+    interleaved = batch > 1 and _folds_interleaved(x)
+    out = FusedGatedConv.apply(_fold(x, interleaved), batch, mlp.weight, mlp.bias, k, d, temperature,
+                               candidates, bias, stride, padding)
+    return _unfold_batch(out, batch, interleaved)
+
+
+def apply_formulation(formulation: str, x: torch.Tensor, gates: torch.Tensor, candidates: torch.Tensor,
+                      bias: Optional[torch.Tensor], stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """The sparse-group conv of `x` for gates (B, k, d), candidate filters (k*C_out, C_in, K, K) and
+    candidate biases (k*C_out), computed by `formulation` (one of FORMULATIONS)."""
+    if formulation == "fused":
+        return fused_conv(x, gates, candidates, bias, stride, padding)
+    batch, k, d = gates.shape
+    weight = mix_candidates(gates, candidates.reshape(k, d, -1))
+    weight = weight.reshape(batch * candidates.shape[0] // k, *candidates.shape[1:])
+    if bias is not None:
+        bias = mix_candidates(gates, bias.view(k, d, -1)).reshape(-1)
+    return per_sample_conv(x, weight, bias, stride, padding, formulation)
+
+
+# --- formulation: auto --------------------------------------------------------------------------
+# Which formulation is fastest depends on the CPU, the shape, the memory format and the dtype, so
+# `auto` times them all once per shape (a training step's forward + backward of this one layer, on
+# random data from a private generator: the global RNG stream is untouched) and keeps the fastest:
+# in this process, and in a JSON file keyed by the machine, so that every later run on the machine
+# makes the same choice. Only training measures: without gradients (validation, inference, batch 1)
+# `auto` is the reference, whose inference speed the inference paths were tuned for.
+_choices: dict = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return cpu
+
+
+def machine_id() -> str:
+    """CPU model, torch version and thread count: what a measured choice is valid for."""
+    return f"{_cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def cache_path() -> Optional[str]:
+    """The choices file: $RESTORE_SPARSE_GROUP_CACHE ('off': none), else ~/.cache/restore/."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return None if env == "off" else env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "restore", "sparse_group_formulations.json")
+
+
+def _load_choices(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _store_choice(path: str, key: str, choice: str) -> None:
+    """Read-modify-write, replaced atomically; a cache that cannot be written is only a cache."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        data = {**_load_choices(path), key: choice}
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the choices from other users of the cache
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def shape_key(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
+    layout = "channels_last" if _folds_interleaved(x) and not x.is_contiguous() else "nchw"
+    return (f"{machine_id()} | {x.device.type} {str(_conv_dtype(x)).replace('torch.', '')} {layout} "
+            f"{'x'.join(map(str, x.shape))} -> {layer.out_channels} K{layer.kernel_size} s{layer.stride} "
+            f"k{layer.k} d{layer.d} bias {layer.bias is not None}")
+
+
+def measure_formulations(layer: "SparseGroupConv2d", x: torch.Tensor, reps: int = 3,
+                         names=FORMULATIONS) -> dict:
+    """Min seconds of a forward + backward of a copy of `layer` on `x`'s shape, per formulation;
+    the formulations take turns, after one warm-up turn. A softmax gate runs as in training; other
+    gates (gumbel draws from the global RNG) get fixed random gates."""
+    probe = copy.deepcopy(layer)
+    gen = torch.Generator(device=x.device).manual_seed(0)
+    data = torch.empty_like(x).copy_(torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype))
+    data.requires_grad_()
+    gates = None
+    if layer.gate != "softmax":
+        gates = torch.rand(x.shape[0], layer.k, layer.d, generator=gen, device=x.device).to(x.dtype)
+    grad = None
+    times = {name: [] for name in names}
+    for rep in range(reps + 1):
+        for name in names:
+            probe.formulation = name
+            t0 = time.perf_counter()
+            out = probe(data, gates=gates)
+            if grad is None:
+                grad = torch.empty_like(out).copy_(torch.randn(out.shape, generator=gen, device=out.device,
+                                                               dtype=out.dtype))
+            out.backward(grad)
+            if rep:
+                times[name].append(time.perf_counter() - t0)
+            data.grad = None
+            probe.zero_grad(set_to_none=True)
+    return {name: min(t) for name, t in times.items()}
+
+
+def choose_formulation(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
+    """What `auto` runs for `layer` on `x` (see above)."""
+    if x.shape[0] == 1 or not torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return FORMULATIONS[0]
+    key = shape_key(layer, x)
+    choice = _choices.get(key)
+    if choice is None:
+        path = cache_path()
+        choice = _load_choices(path).get(key) if path else None
+        if choice not in FORMULATIONS:
+            with torch.enable_grad():
+                times = measure_formulations(layer, x)
+            choice = min(FORMULATIONS, key=times.__getitem__)  # ties: the first listed
+            if path:
+                _store_choice(path, key, choice)
+        _choices[key] = choice
+    return choice
 
 
 def one_hot_over_groups(logits: torch.Tensor) -> torch.Tensor:
@@ -71,8 +420,9 @@ class SparseGroupConv2d(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, bias: bool = True,
                  k: int = 4, d: int = 16, gate: GateType = "softmax", temperature: float = 1.0,
-                 weight_norm: bool = False):
+                 weight_norm: bool = False, formulation: Formulation = "auto"):
         super().__init__()
+        check_formulation(formulation)
         if k < 1 or d < 1 or out_ch % d:
             raise ValueError(f"need k >= 1 and d >= 1 dividing out_ch={out_ch}, got k={k}, d={d}")
         if gate not in ("softmax", "sigmoid", "gumbel"):
@@ -82,6 +432,7 @@ class SparseGroupConv2d(nn.Module):
         self.in_channels, self.out_channels = in_ch, out_ch
         self.kernel_size, self.stride, self.padding = kernel_size, stride, kernel_size // 2
         self.k, self.d, self.gate, self.temperature = k, d, gate, temperature
+        self.formulation = formulation
         shape = (k * out_ch, in_ch, kernel_size, kernel_size)
         if weight_norm:
             self.weight_v = nn.Parameter(torch.empty(shape))
@@ -126,41 +477,63 @@ class SparseGroupConv2d(nn.Module):
         """Per-sample kernels (B*C_out, C_in, K, K) and biases (B*C_out) for gates (B, k, d)."""
         batch = gates.shape[0]
         candidates = self.candidate_weight
-        weight = torch.einsum("bkd,kdr->bdr", gates, candidates.reshape(self.k, self.d, -1))
+        weight = mix_candidates(gates, candidates.reshape(self.k, self.d, -1))
         weight = weight.reshape(batch * self.out_channels, *candidates.shape[1:])
         bias = None
         if self.bias is not None:
-            bias = torch.einsum("bkd,kdc->bdc", gates, self.bias.view(self.k, self.d, -1)).reshape(-1)
+            bias = mix_candidates(gates, self.bias.view(self.k, self.d, -1)).reshape(-1)
         return weight, bias
 
     def forward(self, x: torch.Tensor, gates: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Convolve; `gates` (B, k, d) overrides the layer's own gate (for tests and analysis)."""
+        formulation = choose_formulation(self, x) if self.formulation == "auto" else self.formulation
+        if gates is None and formulation == "fused" and self.gate == "softmax":
+            return fused_gated_conv(x, self.mlp, self.k, self.d, self.temperature, self.candidate_weight,
+                                    self.bias, self.stride, self.padding)
         if gates is None:
             gates = self.gates(x)
-        weight, bias = self.mixed_kernel(gates.to(x.dtype))
-        return per_sample_conv(x, weight, bias, self.stride, self.padding)
+        return apply_formulation(formulation, x, gates.to(x.dtype), self.candidate_weight, self.bias,
+                                 self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, k={self.k}, d={self.d}, gate={self.gate}, "
                 f"temperature={self.temperature}, weight_norm={hasattr(self, 'weight_v')}, "
+                f"formulation={self.formulation}, "
                 f"bias={self.bias is not None}")
+
+
+def check_formulation(formulation: str) -> None:
+    if formulation != "auto" and formulation not in FORMULATIONS:
+        raise ValueError(f"unknown formulation {formulation!r} (auto, {', '.join(FORMULATIONS)})")
+
+
+def set_formulation(net: nn.Module, formulation: str) -> int:
+    """Make every sparse-group conv of `net` run `formulation`; returns how many there are."""
+    check_formulation(formulation)
+    layers = [m for m in net.modules() if isinstance(m, SparseGroupConv2d)]
+    for layer in layers:
+        layer.formulation = formulation
+    return len(layers)
 
 
 @CONV_VARIANTS.register(name="sparse_group")
 class SparseGroupConvVariant(ConvVariant):
-    """`conv: {type: sparse_group, k, d, gate, temperature, weight_norm}`: the block convs become
-    SparseGroupConv2d. weight_norm: null follows the arch (WDSR/NSR: on, EDSR/DnCNN: off)."""
+    """`conv: {type: sparse_group, k, d, gate, temperature, weight_norm, formulation}`: the block
+    convs become SparseGroupConv2d. weight_norm: null follows the arch (WDSR/NSR: on, EDSR/DnCNN:
+    off); formulation: how the per-sample conv runs (auto, or one of FORMULATIONS)."""
 
     positions = frozenset({"body"})
 
     def __init__(self, k: int = 4, d: int = 16, gate: GateType = "softmax", temperature: float = 1.0,
-                 weight_norm: Optional[bool] = None):
+                 weight_norm: Optional[bool] = None, formulation: Formulation = "auto"):
+        check_formulation(formulation)
         if k < 1 or d < 1:
             raise ValueError(f"k and d must be >= 1, got k={k}, d={d}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.k, self.d, self.gate, self.temperature, self.weight_norm = k, d, gate, temperature, weight_norm
+        self.formulation = formulation
 
     def build(self, in_ch, out_ch, kernel_size, stride, bias, weight_norm):
         if out_ch % self.d:
@@ -168,4 +541,4 @@ class SparseGroupConvVariant(ConvVariant):
                              f"of every block conv")
         use_wn = weight_norm if self.weight_norm is None else self.weight_norm
         return SparseGroupConv2d(in_ch, out_ch, kernel_size, stride, bias, self.k, self.d,
-                                 self.gate, self.temperature, use_wn)
+                                 self.gate, self.temperature, use_wn, self.formulation)
