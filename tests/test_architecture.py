@@ -22,9 +22,6 @@ KNOWN_VIOLATIONS = {
     # issue 17 item 3: the trainer calls project_all_atoms_ after optimizer.step(); CSC layers should
     # declare that post-step hook themselves (as folds_batch does) and SRModel call it generically.
     ("restore.models.sr_model", "restore.archs.layers.csc_conv"),
-    # issue 17 item 2: parse_options validates dataset blocks against DATASET_REGISTRY; one option
-    # loader outside utils (or a registry passed in) removes this upward import.
-    ("restore.utils.options", "restore.data"),
 }
 
 

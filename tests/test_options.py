@@ -144,3 +144,39 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# --- one option loader, one override syntax, one rule for scale (issue 17 item 2) -----------------
+def test_one_loader_for_every_command(tmp_path):
+    from restore.inference.loading import load_model
+    from restore.cli.flops import network_from_file
+    from restore.utils.options import load_options
+    opt = train_options(tmp_path)
+    opt["network_g"].pop("upscale")
+    opt["scale"] = 3
+    opt["datasets"]["val"]["dataroot_gt"] = "${data_root}/NotHere"  # inference never needs the data
+    opt["path"]["pretrain_network_g"] = "${root}/net.pth"
+    import torch
+    from tests.tiny import TinyTestSR
+    torch.save({"params": TinyTestSR(upscale=3).state_dict()}, tmp_path / "net.pth")
+    path = write_options(tmp_path / "o.yml", opt)
+    # the top-level scale reaches an arch that takes `upscale`, in every mode
+    assert load_options(path, "network")["network_g"]["upscale"] == 3
+    assert network_from_file(path)["upscale"] == 3
+    model = load_model(opt=path)
+    assert model.net.upscale == 3 and model.weights == str(tmp_path / "net.pth")
+    with pytest.raises(OptionError, match="datasets.val.dataroot_gt: folder not found"):
+        load_options(path, "test", data_root=str(tmp_path))
+
+
+def test_one_override_syntax():
+    from restore.utils.options import apply_overrides, network_overrides, parse_override
+    assert parse_override("train.total_iter=100") == ("train.total_iter", 100)
+    assert parse_override("train:ema_decay=0.999") == ("train.ema_decay", 0.999)  # BasicSR's --force_yml
+    assert network_overrides(["network_g.upscale=2", "conv.k=4"], "--arch-opt") == {"upscale": 2, "conv": {"k": 4}}
+    for bad in ("upscale", "=2", "a..b=1"):
+        with pytest.raises(OptionError, match=r"expected KEY=VALUE"):
+            parse_override(bad)
+    opt = {"train": {"total_iter": 1}}
+    apply_overrides(opt, ["train.total_iter=7", "val.val_freq=2"])
+    assert opt == {"train": {"total_iter": 7}, "val": {"val_freq": 2}}

@@ -19,7 +19,7 @@ from restore.archs import ARCH_REGISTRY
 from restore.cli.common import entry
 from restore.utils.errors import OptionError
 from restore.utils.flops import OUTPUT_720P, count_macs, input_shape_for_output
-from restore.utils.yaml_io import load_yaml, parse_value
+from restore.utils.options import load_options, merge, network_overrides
 
 ALL_SCALE = 2
 
@@ -42,35 +42,12 @@ def build_parser():
     return p
 
 
-def apply_override(net_opt: dict, text: str) -> None:
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise OptionError(f"--set {text!r}: expected KEY=VALUE")
-    if key.startswith("network_g."):
-        key = key[len("network_g."):]
-    *parents, leaf = key.split(".")
-    node = net_opt
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[leaf] = parse_value(value)
-
-
 def network_from_file(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise OptionError(f"-opt {path}: no such file")
-    with open(path, encoding="utf-8") as f:
-        opt = load_yaml(f.read(), path)
-    net = opt.get("network_g") if isinstance(opt, dict) else None
-    if not isinstance(net, dict) or "type" not in net:
-        raise OptionError(f"{path}: has no network_g block with a type")
-    net = dict(net)
-    cls = ARCH_REGISTRY.get(net["type"], f"{path}: network_g.type")
-    if "upscale" not in net and "upscale" in inspect.signature(cls).parameters and "scale" in opt:
-        net["upscale"] = opt["scale"]  # the file's top-level scale, as training would use
-    return net
+    """The network_g of an option file, read as every command reads it (upscale from `scale`)."""
+    net = load_options(path, "network")["network_g"]
+    if "type" not in net:
+        raise OptionError(f"{path}: network_g has no type")
+    return dict(net)
 
 
 def input_channels(net_opt: dict) -> int:
@@ -138,8 +115,7 @@ def main(argv) -> int:
         print(table(args.size))
     else:
         net_opt = {"type": args.arch} if args.arch else network_from_file(args.opt_file)
-        for text in args.set:
-            apply_override(net_opt, text)
+        net_opt = merge(net_opt, network_overrides(args.set, "--set"))
         print(describe(net_opt["type"], measure(net_opt, args.size)))
     print("MACs = FLOPs / 2: convolutions, matrix products and average pooling "
           "(biases, activations and additions not counted).")

@@ -23,9 +23,7 @@ from restore.inference.setup import net_input, prepare_net
 from restore.inference.zoo import check_weights, get_zoo_entry
 from restore.utils.checkpoint import load_network, load_safely
 from restore.utils.errors import OptionError, RestoreError
-from restore.utils.options import set_by_path
-from restore.utils.paths import find_data_root, resolve_path, root_of_option_file
-from restore.utils.yaml_io import load_yaml, parse_value
+from restore.utils.options import load_options, merge, network_overrides
 
 PROBE_SIZE = 16
 
@@ -56,16 +54,7 @@ class LoadedModel:
 
 def parse_arch_options(items: Sequence[str], where: str = "--arch-opt") -> dict:
     """['upscale=2', 'conv.type=sparse_group'] -> nested dict, values read as YAML."""
-    opts: dict = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise OptionError(f"{where} {item!r}: expected KEY=VALUE, e.g. upscale=2")
-        key = key.strip()
-        if key.startswith("network_g."):
-            key = key[len("network_g."):]
-        set_by_path(opts, key, parse_value(text))
-    return opts
+    return network_overrides(items, where)
 
 
 def _build(network_g: dict, where: str) -> nn.Module:
@@ -98,46 +87,31 @@ def model_from_checkpoint(ckpt: Optional[str], arch: str, arch_opts: Sequence[st
     return _finish(net, network_g, ckpt, label)
 
 
-def _default_weights(raw: dict, root: str) -> Optional[str]:
+def _default_weights(experiments_root: str, name: str) -> Optional[str]:
     """A training option file's latest network: <experiments_root>/<name>/models/net_g_latest.pth."""
-    path = raw.get("path") or {}
-    experiments = resolve_path(path.get("experiments_root") or "experiments", root)
-    candidate = os.path.join(experiments, str(raw.get("name", "")), "models", "net_g_latest.pth")
+    candidate = os.path.join(experiments_root, name, "models", "net_g_latest.pth")
     return candidate if os.path.isfile(candidate) else None
 
 
 def model_from_options(opt_path: str, param_key: Optional[str] = None,
                        data_root: Optional[str] = None) -> LoadedModel:
-    if not os.path.isfile(opt_path):
-        raise OptionError(f"{opt_path}: option file not found")
-    with open(opt_path, encoding="utf-8") as f:
-        raw = load_yaml(f.read(), opt_path)
-    if not isinstance(raw, dict) or not isinstance(raw.get("network_g"), dict):
-        raise OptionError(f"{opt_path}: has no network_g block")
-    path = raw.get("path") or {}
-    root = os.path.abspath(path.get("root") or root_of_option_file(opt_path))
-    weights = path.get("pretrain_network_g")
-    if weights:
-        droot = find_data_root(data_root, root) or ""
-        weights = resolve_path(str(weights).replace("${root}", root).replace("${data_root}", droot), root)
-        if not os.path.isfile(weights):
-            raise OptionError(f"{opt_path}: path.pretrain_network_g: file not found: {weights}")
-    else:
-        weights = _default_weights(raw, root)
-    net = _build(dict(raw["network_g"]), f"{opt_path}: network_g")
+    opt = load_options(opt_path, "network", data_root=data_root)
+    path, network_g = opt["path"], dict(opt["network_g"])
+    weights = path["pretrain_network_g"] or _default_weights(path["experiments_root"], opt["name"])
+    net = _build(dict(network_g), f"{opt_path}: network_g")
     if weights is None and any(True for _ in net.parameters()):
         raise OptionError(f"{opt_path}: no path.pretrain_network_g and no trained network at "
-                          f"experiments/{raw.get('name')}/models/net_g_latest.pth")
-    key = param_key or path.get("param_key_g") or "params"  # as restore-test reads the same file
-    _load_weights(net, weights, key, bool(path.get("strict_load_g", True)), opt_path)
-    return _finish(net, dict(raw["network_g"]), weights, str(raw.get("name") or os.path.basename(opt_path)))
+                          f"experiments/{opt['name']}/models/net_g_latest.pth")
+    key = param_key or path["param_key_g"] or "params"  # as restore-test reads the same file
+    _load_weights(net, weights, key, path["strict_load_g"], opt_path)
+    return _finish(net, network_g, weights, opt["name"])
 
 
 def model_from_zoo(name: str, param_key: str = "params_ema", arch_opts: Sequence[str] = ()) -> LoadedModel:
     """A named model; `arch_opts` (key=value) change options that do not change the weights' shapes,
     e.g. gate_region=tile for NSR."""
     entry = get_zoo_entry(name)
-    network_g = {**entry.network_g, **parse_arch_options(arch_opts)}
+    network_g = merge(entry.network_g, parse_arch_options(arch_opts))
     net = _build(network_g, f"{entry.origin}: {name}.network_g")
     weights = check_weights(entry)
     _load_weights(net, weights, param_key, True, f"--model {name}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from restore.utils.errors import OptionError
 from restore.utils.paths import check_name, find_data_root, resolve_path, root_of_option_file
-from restore.utils.registry import did_you_mean
+from restore.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, did_you_mean
 from restore.utils.yaml_io import load_yaml, parse_value
 
 REQUIRED = object()
@@ -149,13 +149,38 @@ def set_by_path(opt: dict, dotted: str, value, create: bool = True) -> None:
     node[parts[-1]] = value
 
 
-def apply_overrides(opt: dict, overrides: list[str]) -> None:
-    """`--set a.b=value` / BasicSR's `--force_yml a:b=value`; values are read as YAML."""
+def parse_override(item: str, where: str = "--set") -> tuple[str, Any]:
+    """The one KEY=VALUE syntax of every command: `a.b=value` (BasicSR's `a:b=value` too), the value
+    read as YAML. Returns (dotted key, value)."""
+    key, sep, text = str(item).partition("=")
+    key = key.strip().replace(":", ".")
+    if not sep or not key or "" in key.split("."):
+        raise OptionError(f"{where} {item!r}: expected KEY=VALUE, e.g. train.total_iter=100")
+    return key, parse_value(text)
+
+
+def apply_overrides(opt: dict, overrides: list[str], where: str = "--set") -> None:
+    """`--set a.b=value` / BasicSR's `--force_yml a:b=value` on a whole option dict."""
     for item in overrides or []:
-        if "=" not in item:
-            raise OptionError(f"override '{item}': expected KEY=VALUE, e.g. train.total_iter=100")
-        key, text = item.split("=", 1)
-        set_by_path(opt, key.strip(), parse_value(text))
+        set_by_path(opt, *parse_override(item, where))
+
+
+def network_overrides(items, where: str) -> dict:
+    """Overrides of one `network_g` block (`--arch-opt`, restore-flops' `--set`): `upscale=2`,
+    `conv.type=sparse_group`; a leading `network_g.` is accepted. Returns a nested dict."""
+    out: dict = {}
+    for item in items or []:
+        key, value = parse_override(item, where)
+        set_by_path(out, key[len("network_g."):] if key.startswith("network_g.") else key, value)
+    return out
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """`base` with `extra`'s keys set, nested blocks merged key by key."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _substitute(value, variables: dict, where: str):
@@ -192,9 +217,11 @@ def _resolve_dataset_paths(ds: dict, root: str, where: str) -> None:
             ds[key] = resolved if isinstance(value, list) else resolved[0]
 
 
-def parse_options(opt_path: str, is_train: bool, overrides: list[str] | None = None,
-                  data_root: str | None = None, debug: bool = False) -> dict:
-    """Read, override, substitute, validate and resolve an option file. Returns a plain dict."""
+MODES = ("train", "test", "network")
+
+
+def read_option_file(opt_path: str) -> dict:
+    """The top-level mapping of an option file, or a one-line error naming it."""
     if not os.path.isfile(opt_path):
         raise OptionError(f"{opt_path}: option file not found")
     try:
@@ -207,24 +234,68 @@ def parse_options(opt_path: str, is_train: bool, overrides: list[str] | None = N
     raw = load_yaml(text, opt_path)
     if not isinstance(raw, dict):
         raise OptionError(f"{opt_path}: expected a mapping of option keys at the top level")
+    return raw
+
+
+def load_options(opt_path: str, mode: str = "train", overrides: list[str] | None = None,
+                 data_root: str | None = None, debug: bool = False) -> dict:
+    """The one way an option file is read: read, override, substitute `${root}`/`${data_root}`,
+    validate and resolve. Returns a plain dict.
+
+    mode: 'train' (restore-train), 'test' (restore-test), or 'network' (restore-infer, -bench,
+    -flops, -export: only the network and its weights matter, so datasets are neither substituted
+    nor checked and the file need not be a complete training file).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    is_train = mode == "train"
+    raw = read_option_file(opt_path)
     try:
         apply_overrides(raw, overrides)
-        root = os.path.abspath(raw.get("path", {}).get("root") or root_of_option_file(opt_path)) \
-            if isinstance(raw.get("path", {}), dict) else root_of_option_file(opt_path)
+        path = raw.get("path") if isinstance(raw.get("path"), dict) else {}
+        root = os.path.abspath(path.get("root") or root_of_option_file(opt_path))
         droot = find_data_root(data_root, root)
-        raw = _substitute(raw, {"data_root": droot, "root": root}, "")
+        variables = {"data_root": droot, "root": root}
+        if mode == "network":  # datasets may name folders this machine does not have
+            raw = {k: v if k == "datasets" else _substitute(v, variables, k) for k, v in raw.items()}
+            raw.setdefault("network_g", None)
+            raw.setdefault("name", os.path.splitext(os.path.basename(opt_path))[0])
+        else:
+            raw = _substitute(raw, variables, "")
+        scale_given = "scale" in raw
         opt = _validate(raw, SCHEMA, "", is_train)
     except OptionError as e:
         raise OptionError(f"{opt_path}: {e}") from None
-    opt["is_train"] = is_train
-    opt["opt_path"] = os.path.abspath(opt_path)
-    opt["root"] = root
-    opt["data_root"] = droot
+    opt.update(is_train=is_train, opt_path=os.path.abspath(opt_path), root=root, data_root=droot)
     try:
-        _finish(opt, root, is_train, debug)
+        if opt["network_g"] is None:
+            raise OptionError("missing required key 'network_g'")
+        if scale_given:
+            _scale_into_network(opt)
+        if mode == "network":
+            _resolve_paths(opt, root)
+        else:
+            _finish(opt, root, is_train, debug)
     except OptionError as e:
         raise OptionError(f"{opt_path}: {e}") from None
     return opt
+
+
+def parse_options(opt_path: str, is_train: bool, overrides: list[str] | None = None,
+                  data_root: str | None = None, debug: bool = False) -> dict:
+    """load_options in 'train' or 'test' mode (the name BasicSR users know)."""
+    return load_options(opt_path, "train" if is_train else "test", overrides, data_root, debug)
+
+
+def _scale_into_network(opt: dict) -> None:
+    """The one rule for `scale`: an arch that takes `upscale` and is not given one gets the file's
+    top-level `scale`, in every command (as BasicSR's option files always spell out both)."""
+    import inspect
+    net = opt["network_g"]
+    if "upscale" in net or net.get("type") not in ARCH_REGISTRY:
+        return
+    if "upscale" in inspect.signature(ARCH_REGISTRY.get(net["type"])).parameters:
+        net["upscale"] = opt["scale"]
 
 
 def _at_least(value, minimum, key: str) -> None:
@@ -261,10 +332,20 @@ def _check_numbers(opt: dict, is_train: bool) -> None:
         raise OptionError(f"train.optim_g.lr: must be a positive number, got {lr!r}")
 
 
+def _resolve_paths(opt: dict, root: str) -> None:
+    path = opt["path"]
+    for key in ("pretrain_network_g", "resume_state", "experiments_root", "results_root"):
+        if path.get(key):
+            path[key] = resolve_path(path[key], root)
+    for key, kind in PATH_KEYS_MUST_EXIST.items():
+        if path.get(key) and not os.path.isfile(path[key]):
+            raise OptionError(f"path.{key}: {kind} not found: {path[key]}")
+    path["experiments_root"] = path["experiments_root"] or os.path.join(root, "experiments")
+    path["results_root"] = path["results_root"] or os.path.join(root, "results")
+
+
 def _finish(opt: dict, root: str, is_train: bool, debug: bool) -> None:
     check_name(opt["name"])
-    if opt["network_g"] is None:
-        raise OptionError("missing required key 'network_g'")
     datasets = opt["datasets"]
     for phase, ds in datasets.items():
         if phase.split("_")[0] not in DATASET_PHASES:
@@ -281,15 +362,7 @@ def _finish(opt: dict, root: str, is_train: bool, debug: bool) -> None:
         raise OptionError("datasets.train: a training option file needs a train dataset")
     if not is_train and not any(p.startswith(("test", "val")) for p in datasets):
         raise OptionError("datasets: a test option file needs at least one test_<n> dataset")
-    path = opt["path"]
-    for key in ("pretrain_network_g", "resume_state", "experiments_root", "results_root"):
-        if path.get(key):
-            path[key] = resolve_path(path[key], root)
-    for key, kind in PATH_KEYS_MUST_EXIST.items():
-        if path.get(key) and not os.path.isfile(path[key]):
-            raise OptionError(f"path.{key}: {kind} not found: {path[key]}")
-    path["experiments_root"] = path["experiments_root"] or os.path.join(root, "experiments")
-    path["results_root"] = path["results_root"] or os.path.join(root, "results")
+    _resolve_paths(opt, root)
     for name, m in (opt["val"].get("metrics") or {}).items():
         if not isinstance(m, dict) or "type" not in m:
             raise OptionError(f"val.metrics.{name}: expected a block with a 'type'")
@@ -312,8 +385,6 @@ def _finish(opt: dict, root: str, is_train: bool, debug: bool) -> None:
 
 def _accepts_scale(dataset_type: str) -> bool:
     import inspect
-
-    from restore.data import DATASET_REGISTRY
     if dataset_type not in DATASET_REGISTRY:
         return False
     return "scale" in inspect.signature(DATASET_REGISTRY.get(dataset_type)).parameters

@@ -95,9 +95,17 @@ def check_kwargs(fn: Callable, kwargs: dict, what: str, where: str, provided=())
 class Registry:
     """A named table of classes (or functions) that option files refer to by `type`."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, package: str | None = None):
         self.kind = kind
+        self.package = package  # imported on the first lookup, so its modules have registered
         self._table: dict[str, Any] = {}
+
+    def _load(self) -> None:
+        # Lookups from modules below the package (utils reading option files, say) find the table
+        # filled without importing the package themselves; the package imports its own modules.
+        if self.package is not None:
+            package, self.package = self.package, None
+            importlib.import_module(package)
 
     def register(self, obj=None, *, name: str | None = None):
         """Use as `@REG.register()`, `@REG.register(name='X')` or `REG.register(cls)`."""
@@ -110,6 +118,7 @@ class Registry:
         return add(obj) if obj is not None else add
 
     def get(self, name: str, where: str = "type"):
+        self._load()
         if name not in self._table:
             raise OptionError(f"{where}: unknown {self.kind} '{name}'{did_you_mean(name, self._table)}; "
                               f"registered: {', '.join(sorted(self._table))}")
@@ -138,18 +147,20 @@ class Registry:
         return names
 
     def __contains__(self, name):
+        self._load()
         return name in self._table
 
     def __iter__(self):
-        return iter(sorted(self._table))
+        return iter(self.keys())
 
     def keys(self):
+        self._load()
         return sorted(self._table)
 
 
-ARCH_REGISTRY = Registry("arch")
-MODEL_REGISTRY = Registry("model")
-DATASET_REGISTRY = Registry("dataset")
-LOSS_REGISTRY = Registry("loss")
-METRIC_REGISTRY = Registry("metric")
-BACKEND_REGISTRY = Registry("io backend")
+ARCH_REGISTRY = Registry("arch", "restore.archs")
+MODEL_REGISTRY = Registry("model", "restore.models")
+DATASET_REGISTRY = Registry("dataset", "restore.data")
+LOSS_REGISTRY = Registry("loss", "restore.losses")
+METRIC_REGISTRY = Registry("metric", "restore.metrics")
+BACKEND_REGISTRY = Registry("io backend", "restore.data")
