@@ -90,3 +90,14 @@ def test_the_readme_has_one_line_per_command_line_tool():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         rows = re.findall(r"^\| `(restore-[a-z-]+)` \|", f.read(), re.M)
     assert commands and sorted(rows) == sorted(commands)
+
+
+def test_the_option_reference_is_current():
+    # in a fresh process: the test suite registers test-only archs in this one
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "restore.utils.options", "--reference"], cwd=ROOT,
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    with open(os.path.join(ROOT, "docs", "options.md"), encoding="utf-8") as f:
+        assert f.read() == out, "regenerate: python -m restore.utils.options --reference > docs/options.md"
+    assert "### `EDSR`" in out and "| `train.total_iter` | int | **required** |" in out

@@ -7,14 +7,10 @@ import torch
 
 from restore.data.sampler import EpochSampler
 from restore.data.worker_signals import StopSafeDataLoader, init_worker
+from restore.utils.options import LOADER_KEYS
 from restore.utils.registry import DATASET_REGISTRY, Registry
 
 Registry.import_all("restore.data", "_dataset.py")
-
-LOADER_KEYS = {
-    "batch_size_per_gpu": 1, "num_worker_per_gpu": 0, "dataset_enlarge_ratio": 1,
-    "pin_memory": False, "persistent_workers": False, "prefetch_mode": None, "num_prefetch_queue": 1,
-}
 
 
 def split_loader_options(opt: dict) -> tuple[dict, dict]:

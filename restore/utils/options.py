@@ -100,6 +100,12 @@ SCHEMA = {
     "dist_params": Field({"backend": Field(str, None), "port": Field(int, None)}),
 }
 
+# The keys of a `datasets.<phase>` block that configure its DataLoader (BasicSR's names), with their
+# defaults; the other keys are the dataset class's constructor arguments.
+LOADER_KEYS = {
+    "batch_size_per_gpu": 1, "num_worker_per_gpu": 0, "dataset_enlarge_ratio": 1,
+    "pin_memory": False, "persistent_workers": False, "prefetch_mode": None, "num_prefetch_queue": 1,
+}
 DATASET_PHASES = ("train", "val", "test")
 METRIC_KEYS = ("type", "crop_border", "test_y_channel", "better")
 PATH_KEYS_MUST_EXIST = {"pretrain_network_g": "file", "resume_state": "file"}
@@ -409,3 +415,19 @@ def ignored_option_notes(opt: dict) -> list[str]:
         notes.append("path.ignore_resume_networks is ignored: a resume always loads net_g (and its EMA) "
                      "from the checkpoint saved with the training state")
     return notes
+
+
+def main(argv=None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m restore.utils.options",
+                                description="Print the option-key reference (docs/options.md).")
+    p.add_argument("--reference", action="store_true", required=True,
+                   help="the markdown reference of every option key, from the schema and the registries")
+    p.parse_args(argv)
+    from restore.utils.option_reference import option_reference
+    print(option_reference(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
