@@ -10,6 +10,14 @@ if ROOT not in sys.path:
 
 from restore.utils.paths import find_data_root  # noqa: E402
 
+# NSR's `formulation: auto` caches its measured choices in ~/.cache/restore; tests keep theirs in a
+# temporary file (inherited by the processes they start) so a test run writes nothing in the home
+# folder and starts from no cached choice.
+if "RESTORE_SPARSE_GROUP_CACHE" not in os.environ:
+    import tempfile
+    os.environ["RESTORE_SPARSE_GROUP_CACHE"] = os.path.join(tempfile.mkdtemp(prefix="restore-tests-"),
+                                                            "sparse_group_formulations.json")
+
 
 @pytest.fixture(scope="session")
 def data_root():

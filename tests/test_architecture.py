@@ -18,11 +18,7 @@ LAYER_IMPORTERS = {"archs", "csc", "cli"} | ENTRY_POINTS
 
 # (importing module, imported name): breaks a rule today and is scheduled to go. A stale entry fails
 # too, so the list only shrinks.
-KNOWN_VIOLATIONS = {
-    # issue 17 item 3: the trainer calls project_all_atoms_ after optimizer.step(); CSC layers should
-    # declare that post-step hook themselves (as folds_batch does) and SRModel call it generically.
-    ("restore.models.sr_model", "restore.archs.layers.csc_conv"),
-}
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()  # (module, import) pairs allowed for now
 
 
 def read_rules(text: str) -> dict[str, set[str] | None]:

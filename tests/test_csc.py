@@ -180,6 +180,11 @@ def test_atoms_are_projected_after_a_step_and_lazily_in_training():
         layer.weight.mul_(3.0)
     assert project_all_atoms_(torch.nn.Sequential(layer)) == 1
     assert torch.allclose(layer.weight.flatten(1).norm(dim=1), torch.ones(4))
+    with torch.no_grad():  # the trainer's generic post-step hook does the same
+        layer.weight.mul_(3.0)
+    from restore.archs import after_optimizer_step
+    assert after_optimizer_step(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), layer)) == 1
+    assert torch.allclose(layer.weight.flatten(1).norm(dim=1), torch.ones(4))
     assert float(layer.lipschitz) == pytest.approx(operator_norm_sq(layer.weight))
     with torch.no_grad():  # an optimiser step nobody projected: the next training forward does
         layer.weight.mul_(2.0)

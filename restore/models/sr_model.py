@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from restore.archs.layers.csc_conv import project_all_atoms_
+from restore.archs import after_optimizer_step
 from restore.inference import inference_forward
 from restore.losses import build_loss
 from restore.metrics import calculate_metric
@@ -66,7 +66,7 @@ class SRModel(BaseModel):
         self.nonfinite_in_a_row = 0
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        project_all_atoms_(self.net_g)  # CSC layers keep unit-norm atoms; a no-op for other nets
+        after_optimizer_step(self.net_g)  # e.g. CSC layers keep unit-norm atoms; a no-op for most nets
         self.update_ema()
         return {"loss": float(loss_value), **{k: float(v.detach()) for k, v in logs.items()}}
 

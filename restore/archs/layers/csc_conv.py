@@ -166,6 +166,10 @@ class CSCConv2d(nn.Module):
         self.project_atoms_()
 
     # --- the dictionary and its step size ------------------------------------------------------
+    def after_optimizer_step(self) -> None:
+        """The trainer's post-step hook (restore.archs.after_optimizer_step): back onto the constraint set."""
+        self.project_atoms_()
+
     @torch.no_grad()
     def project_atoms_(self) -> None:
         """Rescale every atom to unit l2 norm (the constraint set), then refresh the step size."""

@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from restore.archs.layers.conv_factory import CONV_VARIANTS, ConvVariant
 from restore.archs.layers.weight_norm import normalised_weight, reset_conv_parameters
+from restore.utils.img_io import current_umask
 
 GateType = Literal["softmax", "sigmoid", "gumbel"]
 Formulation = Literal["auto", "grouped", "loop", "unfold", "fused"]
@@ -339,7 +340,7 @@ def _store_choice(path: str, key: str, choice: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the choices from other users of the cache
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
         os.replace(tmp, path)
     except OSError:
         pass
