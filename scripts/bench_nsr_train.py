@@ -31,20 +31,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from restore.utils.allocator import tune_allocator  # noqa: E402
+from restore.utils.machine import cpu_name  # noqa: E402
 
 FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "k": 4, "d": 16, "rounds": 6}
 QUICK = {"batch": 4, "patch": 12, "scale": 2, "num_feat": 8, "num_block": 2, "k": 2, "d": 4, "rounds": 2}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'CPU'} ({os.cpu_count()} logical CPUs)"
 
 
 class Side:

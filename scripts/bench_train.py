@@ -54,6 +54,8 @@ for _path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from restore.utils.machine import cpu_name  # noqa: E402  (no torch: the allocator note above holds)
+
 FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "nsr_k": 4, "nsr_d": 16,
         "infer_size": 256, "peak_shape": [1, 128, 256, 256], "rounds": 5, "iters": 3, "infer_iters": 3,
         "peak_iters": 5}
@@ -517,17 +519,6 @@ def run(args, log=print) -> tuple:
         res["summary"] = summarise(res, sizes)
         results.append(res)
     return results, format_report(results, sizes, header)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'CPU'} ({os.cpu_count()} logical CPUs)"
 
 
 def build_parser():

@@ -1,11 +1,6 @@
 """extract_subimages: cut large training images into overlapping square sub-images (BasicSR's recipe).
 
-Reading a 480x480 tile is much cheaper than decoding a 2K image to crop a 96x96 patch from it, so
-DIV2K-style training sets are usually pre-cut. Positions along each side are 0, step, 2*step, ...
-while a whole crop fits, plus one crop flush with the far edge when the leftover is larger than
-`thresh_size` (BasicSR defaults: crop 480, step 240, thresh 0). Outputs `<stem>_s001.png`, ... in
-row-major order, always lossless PNG; the folder is written under a temporary name and renamed at the
-end, so an interrupted run leaves nothing that looks finished.
+The recipe (positions, thresh_size, file names, the temporary folder): restore/data/subimages.py.
 """
 import argparse
 import os

@@ -1,26 +1,8 @@
 """restore-leaks: find test images that also occur (possibly cropped, shifted, rescaled x2 down-up,
 JPEG-compressed or noisy) in the training data, using training-free random signed features.
 
-How it works:
-1. Every image is read as luma, rescaled by --scale (INTER_AREA) and blurred a little (--blur),
-   so JPEG artefacts and noise do not dominate the sign features.
-2. One pass of `RandomSignedFeatures` (no standardisation, so a crop sees the same local pattern
-   statistics as its parent) gives the final sign maps; averaging them over the whole image and
-   over sliding windows of --window pixels gives one feature vector per image and per window
-   (training windows on a grid of window/8, test windows on window/4: a test image that is a crop of
-   a training image, or the reverse, then has a window pair misaligned by at most window/16 pixels).
-   Low-texture windows (pixel std below --min-window-std) are dropped: all flat skies look alike.
-3. Vectors are centred and PCA-whitened to --whiten dimensions (fitted on all of them), then
-   compared by cosine; the score of an image pair is the best cosine over their vector pairs. The
-   --top-k training images of each test image whose score reaches --feature-threshold are
-   candidates.
-4. Each candidate is confirmed by an aligned pixel check: templates from the smaller image (its
-   central 80%, and a 3x3 grid of parts 2/3 that size, for partial overlaps) are matched in the
-   other (normalised cross-correlation, OpenCV TM_CCOEFF_NORMED) on the detail (band-pass: the
-   rescaled, blurred luma minus its Gaussian blur of sigma 4, so smooth shading cannot match).
-   The pair's NCC is the second-best NCC among templates that agree on the offset of the best one
-   (one template can match an unrelated edge by chance, two at one offset do not). A pair is
-   reported when that NCC >= --ncc-threshold.
+How it works (features, windows, whitening, the aligned pixel check): restore/features/leaks.py
+and docs/features.md.
 
 --calibrate instead measures the method on synthetic positives made from the --test images (crop,
 shift, x2 bicubic down-up, JPEG q 30-90, Gaussian noise sigma <= 25), searched among the degraded

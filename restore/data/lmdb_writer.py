@@ -6,14 +6,13 @@ The LMDB is written into a hidden temporary folder beside the output and renamed
 interrupted run never leaves a half-written `.lmdb` behind.
 """
 import os
-import shutil
 
 import cv2
 import lmdb
 import numpy as np
 
 from restore.data.lmdb_backend import META_FILE, open_env
-from restore.data.staging import parallel_map, staging_folder, worker_pool
+from restore.data.staging import parallel_map, staged
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import imdecode, imencode, imread, list_images
 
@@ -109,9 +108,7 @@ def create_lmdb(folder: str, output: str, level: int = 1, workers: int = 1, batc
     if not 0 <= level <= 9:
         raise RestoreError(f"--compress-level: must be 0..9, got {level}")
     jobs = image_jobs(folder, level)
-    tmp = staging_folder(output)
-    pool = worker_pool(workers)
-    try:
+    with staged(output, workers) as (tmp, pool):
         writer, shapes, pending, pending_bytes = LmdbWriter(tmp), {}, [], 0
         for key, value, shape in parallel_map(pool, encode_image, jobs, "encode"):
             shapes[key] = shape
@@ -139,11 +136,4 @@ def create_lmdb(folder: str, output: str, level: int = 1, workers: int = 1, batc
         if os.path.exists(output):
             raise RestoreError(f"{output}: appeared while the LMDB was being written; not replaced")
         os.rename(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if pool:
-            pool.terminate()
-            pool.join()
     return len(jobs)

@@ -1,8 +1,10 @@
 """What the tools that write a dataset folder share (restore-lmdb, sub-image extraction): the
 folder is built under a hidden temporary name beside its destination and renamed at the end, so an
 interrupted run leaves nothing that looks finished, and the images are processed by a worker pool."""
+import contextlib
 import multiprocessing
 import os
+import shutil
 import tempfile
 
 from tqdm import tqdm
@@ -28,3 +30,20 @@ def parallel_map(pool, fn, jobs: list, desc: str, chunksize: int = 4):
     """fn over jobs, results as they complete, with a progress bar."""
     results = pool.imap_unordered(fn, jobs, chunksize=chunksize) if pool else map(fn, jobs)
     yield from tqdm(results, total=len(jobs), desc=desc, unit="img", dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def staged(output: str, workers: int):
+    """(staging folder, worker pool or None) for building `output`; the caller renames the folder
+    into place at the end of the block. An error removes the folder; the pool always ends."""
+    tmp = staging_folder(output)
+    pool = worker_pool(workers)
+    try:
+        yield tmp, pool
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()

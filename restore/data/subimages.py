@@ -9,11 +9,10 @@ end, so an interrupted run leaves nothing that looks finished.
 """
 import os
 import re
-import shutil
 
 import cv2
 
-from restore.data.staging import parallel_map, staging_folder, worker_pool
+from restore.data.staging import parallel_map, staged
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import imencode, imread, list_images
 
@@ -77,20 +76,11 @@ def extract_subimages(input_folder: str, output_folder: str, crop_size: int = 48
             raise RestoreError(f"{input_folder}: {os.path.basename(stems[stem])} and {os.path.basename(path)} "
                                f"would both write {stem}_s001.png")
         stems[stem] = path
-    tmp = staging_folder(output_folder)
-    jobs = [(path, stem, tmp, crop_size, step, thresh_size, compress_level) for stem, path in stems.items()]
-    pool = worker_pool(workers)
-    try:
+    with staged(output_folder, workers) as (tmp, pool):
+        jobs = [(path, stem, tmp, crop_size, step, thresh_size, compress_level) for stem, path in stems.items()]
         # one image per task: images differ in size, and each is a lot of work
         counts = list(parallel_map(pool, cut_image, jobs, "extract", chunksize=1))
         if os.path.isdir(output_folder):
             os.rmdir(output_folder)  # empty (checked above); fails, and keeps it, if something appeared
         os.rename(tmp, output_folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if pool:
-            pool.terminate()
-            pool.join()
     return sum(counts)

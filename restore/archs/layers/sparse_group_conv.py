@@ -28,7 +28,6 @@ import copy
 import functools
 import json
 import os
-import platform
 import tempfile
 import time
 from typing import Literal, Optional
@@ -40,6 +39,7 @@ from torch.nn import functional as F
 from restore.archs.layers.conv_factory import CONV_VARIANTS, ConvVariant
 from restore.archs.layers.weight_norm import normalised_weight, reset_conv_parameters
 from restore.utils.img_io import current_umask
+from restore.utils.machine import cpu_model
 
 GateType = Literal["softmax", "sigmoid", "gumbel"]
 Formulation = Literal["auto", "grouped", "loop", "unfold", "fused"]
@@ -299,19 +299,9 @@ _choices: dict = {}
 
 
 @functools.lru_cache(maxsize=1)
-def _cpu_model() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return cpu
-
-
 def machine_id() -> str:
     """CPU model, torch version and thread count: what a measured choice is valid for."""
-    return f"{_cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def cache_path() -> Optional[str]:

@@ -1,0 +1,20 @@
+"""What machine this is, in words: for benchmark reports and for choices measured per machine."""
+import os
+import platform
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def cpu_name() -> str:
+    """The CPU's model and its logical CPU count, as benchmark reports print it."""
+    return f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
