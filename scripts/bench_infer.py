@@ -37,16 +37,14 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
-from restore.inference.loading import load_model  # noqa: E402
-from restore.inference.runner import Job, Settings, run_jobs  # noqa: E402
-from restore.inference.setup import net_input, prepare_net, prepare_process  # noqa: E402
-from restore.inference.tiling import tile_grid  # noqa: E402
-from restore.inference.zoo import zoo_entries  # noqa: E402
-from restore.utils.flops import count_macs  # noqa: E402
-from restore.utils.img_io import imread, imwrite, to_float32  # noqa: E402
+from restore.inference.loading import load_model
+from restore.inference.runner import Job, Settings, run_jobs
+from restore.inference.setup import net_input, prepare_net, prepare_process
+from restore.inference.tiling import tile_grid
+from restore.inference.zoo import zoo_entries
+from restore.utils.flops import count_macs
+from restore.utils.img_io import imread, imwrite, to_float32
 
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea")
 EDSR = {"type": "EDSR", "num_feat": 64, "num_block": 16, "upscale": 2}

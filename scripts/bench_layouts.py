@@ -12,21 +12,19 @@ restore-train's allocator tuning is applied, as in training.
 """
 import argparse
 import copy
-import os
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from restore.utils.allocator import tune_allocator  # noqa: E402
+from restore.utils.allocator import tune_allocator
 
 TUNED = tune_allocator()  # before torch allocates anything
 
-import torch  # noqa: E402
+import torch
 
-from restore.archs import build_network  # noqa: E402
-from restore.models.memory_format import use_channels_last  # noqa: E402
+from restore.archs import build_network
+from restore.models.memory_format import use_channels_last
 
 CSC_FIRST = {"type": "csc", "where": "first", "n_iter": 3, "lmbda": 0.1, "nonneg": True}
 # name: (network_g, batch, LR patch, channels, scale) -- each as in its option files

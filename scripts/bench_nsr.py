@@ -20,11 +20,10 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from restore.archs import build_network  # noqa: E402
-from restore.utils.allocator import tune_allocator  # noqa: E402
-from restore.utils.flops import count_macs, count_params  # noqa: E402
+from restore.archs import build_network
+from restore.utils.allocator import tune_allocator
+from restore.utils.flops import count_macs, count_params
 
 
 def allocator_setting(pinned: bool) -> str:

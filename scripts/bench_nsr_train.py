@@ -27,11 +27,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
-from restore.utils.allocator import tune_allocator  # noqa: E402
-from restore.utils.machine import cpu_name  # noqa: E402
+from restore.utils.allocator import tune_allocator
+from restore.utils.machine import cpu_name
 
 FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "k": 4, "d": 16, "rounds": 6}
 QUICK = {"batch": 4, "patch": 12, "scale": 2, "num_feat": 8, "num_block": 2, "k": 2, "d": 4, "rounds": 2}

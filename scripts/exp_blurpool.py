@@ -27,25 +27,23 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from restore.archs import build_network  # noqa: E402
-from restore.cli.common import run_cli  # noqa: E402
-from restore.data import build_dataloader, build_dataset  # noqa: E402
-from restore.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: E402
-from restore.metrics.shift_equivariance import random_shifts, residue_shifts, shift_equivariance  # noqa: E402
-from restore.train import train  # noqa: E402
-from restore.utils.checkpoint import load_safely  # noqa: E402
-from restore.utils.errors import RestoreError  # noqa: E402
-from restore.utils.img_io import atomic_write_bytes, tensor2img  # noqa: E402
-from restore.utils.flops import count_params  # noqa: E402
-from restore.utils.options import parse_options  # noqa: E402
+from restore.archs import build_network
+from restore.cli.common import run_cli
+from restore.data import build_dataloader, build_dataset
+from restore.metrics.psnr_ssim import calculate_psnr, calculate_ssim
+from restore.metrics.shift_equivariance import random_shifts, residue_shifts, shift_equivariance
+from restore.train import train
+from restore.utils.checkpoint import load_safely
+from restore.utils.errors import RestoreError
+from restore.utils.img_io import atomic_write_bytes, tensor2img
+from restore.utils.flops import count_params
+from restore.utils.options import parse_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPT_DIR = os.path.join(ROOT, "options", "train", "UNet")

@@ -19,15 +19,13 @@ import io
 import json
 import os
 import struct
-import sys
 import zlib
 
 import lmdb
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from restore.utils.img_io import imencode  # noqa: E402
+from restore.utils.img_io import imencode
 
 BOMB = (20000, 15000)  # width, height: 300 MP, 900 MB decoded as RGB
 

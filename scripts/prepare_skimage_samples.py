@@ -1,10 +1,8 @@
 """Write scikit-image's sample images to datasets/skimage/{train,val} (the quickstart's data)."""
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from restore.data.samples import write_skimage_samples  # noqa: E402
+from restore.data.samples import write_skimage_samples
 
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

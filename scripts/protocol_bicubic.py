@@ -8,14 +8,12 @@ See docs/protocol.md for what the two protocols are and why Set14 differs.
 import argparse
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from restore.data.testsets import find_testset, get_testset  # noqa: E402
-from restore.metrics.protocol import PROTOCOLS, PUBLISHED_BICUBIC_PSNR, bicubic_scores  # noqa: E402
-from restore.utils.paths import find_data_root  # noqa: E402
+from restore.data.testsets import find_testset, get_testset
+from restore.metrics.protocol import PROTOCOLS, PUBLISHED_BICUBIC_PSNR, bicubic_scores
+from restore.utils.paths import find_data_root
 
 SETS = ("Set5", "Set14", "BSD100", "Urban100")
 SCALES = (2, 3, 4)

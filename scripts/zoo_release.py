@@ -23,18 +23,17 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import torch
+import yaml
 
-from restore.cli.benchmark import main as bench_main  # noqa: E402
-from restore.cli.common import run_cli  # noqa: E402
-from restore.inference.zoo import BUILTIN_LIST, WEIGHTS_DIR, sha256_of  # noqa: E402
-from restore.utils.checkpoint import extract_state_dict, load_safely, save_network_file  # noqa: E402
-from restore.utils.errors import RestoreError  # noqa: E402
-from restore.utils.img_io import atomic_write_bytes  # noqa: E402
-from restore.utils.yaml_io import load_yaml  # noqa: E402
+from restore.cli.benchmark import main as bench_main
+from restore.cli.common import run_cli
+from restore.inference.zoo import BUILTIN_LIST, WEIGHTS_DIR, sha256_of
+from restore.utils.checkpoint import extract_state_dict, load_safely, save_network_file
+from restore.utils.errors import RestoreError
+from restore.utils.img_io import atomic_write_bytes
+from restore.utils.yaml_io import load_yaml
 
 # task -> restore-bench arguments (the benchmark protocol for each kind of model)
 BENCH = {

@@ -22,12 +22,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from restore.cli.benchmark import main as bench_main  # noqa: E402
-from restore.cli.common import run_cli  # noqa: E402
-from restore.utils.errors import RestoreError  # noqa: E402
-from restore.utils.img_io import atomic_write_bytes  # noqa: E402
+from restore.cli.benchmark import main as bench_main
+from restore.cli.common import run_cli
+from restore.utils.errors import RestoreError
+from restore.utils.img_io import atomic_write_bytes
 
 OPTIONS = os.path.join("options", "train", "zoo", "nsr_sr_x2.yml")
 BASE = {"num_feat": 32, "num_block": 8, "width_mult": 1, "k": 4, "d": 8}

@@ -10,6 +10,7 @@ forks its workers (they inherit the mask), each worker ignores them and only the
 main process unblocks right after the fork and receives whatever arrived meanwhile.
 """
 import signal
+import threading
 import weakref
 
 import torch
@@ -53,10 +54,19 @@ def stop_leftover_workers(timeout: float = 5.0) -> list[int]:
     children with SIGTERM and then joins them without a timeout, would wait forever on a worker
     whose iterator was never shut down. By the time a command ends its data is no longer needed.
     """
-    killed = []
-    for process in list(_started_workers):
-        if process.is_alive():
+    alive = [p for p in list(_started_workers) if p.is_alive()]
+    if not alive:
+        return []
+    # torch's SIGCHLD handler raises "DataLoader worker is killed" in this thread when a worker dies,
+    # which would cut this loop short and leave the others to hang the exit: hold it off meanwhile.
+    in_main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGCHLD")
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL) if in_main else None
+    try:
+        for process in alive:
             process.kill()
+        for process in alive:
             process.join(timeout)
-            killed.append(process.pid)
-    return killed
+    finally:
+        if in_main and previous is not None:  # None: a handler installed outside Python
+            signal.signal(signal.SIGCHLD, previous)
+    return [p.pid for p in alive]
