@@ -9,7 +9,7 @@ Variants (all from options/train/UNet/; the blur-pool ones blur after upsampling
     blurpool3/5/7   max pool at stride 1 + binomial blur-pool of size 3/5/7, up_blur 3
     blurpool5_noupblur  blur-pool 5 with un-blurred upsampling (isolates the encoder blur)
 
-Equivariance (restore/metrics/shift_equivariance.py) uses translated crops (the nets pad with
+Equivariance (restore/evaluation/shift_equivariance.py) uses translated crops (the nets pad with
 zeros), a centred crop of each test image and `crop_border` pixels off every side:
     eq_res     EQ-PSNR pooled over the 15 non-zero shift residues modulo 4 (2 downsamplings)
     eq_rand    EQ-PSNR over 8 random shifts in [-16, 16]^2 (the same for every image and net)
@@ -37,7 +37,7 @@ from restore.archs import build_network
 from restore.cli.common import run_cli
 from restore.data import build_dataloader, build_dataset
 from restore.metrics.psnr_ssim import calculate_psnr, calculate_ssim
-from restore.metrics.shift_equivariance import random_shifts, residue_shifts, shift_equivariance
+from restore.evaluation.shift_equivariance import random_shifts, residue_shifts, shift_equivariance
 from restore.train import train
 from restore.utils.checkpoint import load_safely
 from restore.utils.errors import RestoreError

@@ -180,3 +180,11 @@ def test_one_override_syntax():
     opt = {"train": {"total_iter": 1}}
     apply_overrides(opt, ["train.total_iter=7", "val.val_freq=2"])
     assert opt == {"train": {"total_iter": 7}, "val": {"val_freq": 2}}
+
+
+def test_optimizers_are_an_ordinary_registry(capsys, tmp_path):
+    from restore.utils.registry import OPTIMIZER_REGISTRY
+    assert {"Adam", "AdamW", "SGD"} <= set(OPTIMIZER_REGISTRY.keys())
+    opt = train_options(tmp_path)
+    opt["train"]["optim_g"]["type"] = "Adamm"
+    assert "train.optim_g.type: unknown optimizer 'Adamm' (did you mean 'Adam'?)" in error_of(capsys, tmp_path, opt)

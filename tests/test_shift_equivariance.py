@@ -15,7 +15,7 @@ from restore.data import build_dataloader, build_dataset
 from restore.data.degradations import jpeg_compress
 from restore.evaluation.equivariance import evaluate_equivariance, merge_results, parse_equivariance_options
 from restore.metrics.psnr_ssim import calculate_psnr
-from restore.metrics.shift_equivariance import (jpeg_grid_spread, random_shifts, residue_shifts,
+from restore.evaluation.shift_equivariance import (jpeg_grid_spread, random_shifts, residue_shifts,
                                                 shift_equivariance)
 from restore.utils.errors import OptionError
 from tests.tiny import make_images

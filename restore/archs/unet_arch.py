@@ -11,7 +11,7 @@ Sizes that are not a multiple of `shift_period` = factor^(num_level-1) are padde
 right (reflect, or circular with `padding_mode: circular`) and the output cropped back. With
 `padding_mode: circular` every conv, pool and blur wraps around, so for sizes that are multiples of
 `shift_period` the net commutes exactly with circular shifts by multiples of `shift_period`; other
-shifts measure aliasing (restore/metrics/shift_equivariance.py).
+shifts measure aliasing (restore/evaluation/shift_equivariance.py).
 """
 from typing import Literal, Optional, Union
 

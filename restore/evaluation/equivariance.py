@@ -16,13 +16,13 @@
         jpeg_block: 8             # 16 for 4:2:0 colour JPEG
 
 Columns added per image (and averaged per dataset): eq_psnr, eq_psnr_min, eq_dpsnr_gt (when the
-set has GT), and with jpeg_grid: jpeg_grid_std, jpeg_grid_range. See restore/metrics/shift_equivariance.py.
+set has GT), and with jpeg_grid: jpeg_grid_std, jpeg_grid_range. See restore/evaluation/shift_equivariance.py.
 """
 from typing import Literal, Optional, Union
 
 import numpy as np
 
-from restore.metrics.shift_equivariance import jpeg_grid_spread, random_shifts, residue_shifts, shift_equivariance
+from restore.evaluation.shift_equivariance import jpeg_grid_spread, random_shifts, residue_shifts, shift_equivariance
 from restore.utils.dist import all_gather_list
 from restore.utils.errors import OptionError
 from restore.utils.img_io import tensor2img

@@ -11,10 +11,11 @@ from restore.models.memory_format import set_memory_format, use_channels_last
 from restore.utils.checkpoint import load_network, save_atomic, save_network_file
 from restore.utils.dist import get_dist_info
 from restore.utils.errors import OptionError
-from restore.utils.registry import check_kwargs
+from restore.utils.registry import OPTIMIZER_REGISTRY, check_kwargs
 from restore.utils.rng import get_rng_state, set_rng_state
 
-OPTIMIZERS = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "SGD": torch.optim.SGD}
+for _optimizer in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+    OPTIMIZER_REGISTRY.register(_optimizer)  # `train.optim_g.type`; register more the same way
 OPTIMIZER_KEYS = {"lr", "weight_decay", "betas", "eps", "momentum", "nesterov", "dampening", "amsgrad", "fused"}
 # Adam's per-parameter for-loop (torch's default on the CPU) runs ~10 element-wise kernels per tensor
 # per step; the fused kernel does one pass. Same update to float rounding.
@@ -41,20 +42,19 @@ def select_device(opt: dict) -> torch.device:
 def build_optimizer(opt: dict, params) -> torch.optim.Optimizer:
     opt = dict(opt)
     kind = opt.pop("type", None)
-    if kind not in OPTIMIZERS:
-        raise OptionError(f"train.optim_g.type: '{kind}' is not one of {', '.join(OPTIMIZERS)}")
+    cls = OPTIMIZER_REGISTRY.get(kind, "train.optim_g.type")
     for key in opt:
         if key not in OPTIMIZER_KEYS:
             from restore.utils.registry import did_you_mean
             raise OptionError(f"train.optim_g: unknown key '{key}'{did_you_mean(key, OPTIMIZER_KEYS)}")
-    check_kwargs(OPTIMIZERS[kind], opt, f"optimizer {kind}", "train.optim_g", provided=("params",))
+    check_kwargs(cls, opt, f"optimizer {kind}", "train.optim_g", provided=("params",))
     if "betas" in opt:
         opt["betas"] = tuple(opt["betas"])
     params = list(params)
     if kind in ("Adam", "AdamW") and opt.get("fused") is None:
         opt["fused"] = bool(params) and all(p.device.type in FUSED_DEVICES and p.dtype.is_floating_point
                                             for p in params)
-    return OPTIMIZERS[kind](params, **opt)
+    return cls(params, **opt)
 
 
 class BaseModel:
