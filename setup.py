@@ -8,7 +8,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["restore", "restore.*"]),
-    package_data={"restore.inference": ["weights/zoo.yml", "weights/*.safetensors"]},  # the model zoo
+    package_data={"restore.inference": ["weights/zoo.yml", "weights/*.safetensors"],  # the model zoo
+                  "restore.data": ["dataset_manifest.json"]},  # test-set sources and checksums
     install_requires=[
         "torch>=2.1", "numpy", "opencv-python-headless", "lmdb", "scikit-image", "pyyaml",
         "tensorboard", "tqdm", "safetensors",

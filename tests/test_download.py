@@ -16,6 +16,7 @@ import pytest
 from restore.cli import download_datasets as dl
 from restore.cli.common import run_cli
 from restore.data.dataset_manifest import MANIFEST
+from restore.data.download import pixel_sha256
 from restore.data.testsets import TESTSETS, resolve_testset
 from restore.utils.img_io import imencode, imread
 
@@ -206,7 +207,7 @@ def test_pixel_checked_source_is_converted_to_png(tmp_path, server, data_root):
     img = imread(os.path.join(data_root, "McMaster", "1.png"))[:40, :50]
     server.files["/mcm/1.tif"] = imencode(img, ".tif")
     manifest = {"McMaster": {"kind": "files", "base_url": f"{server.url}/mcm/", "check": "pixels",
-                             "save_as": ".png", "files": {"1.tif": dl.pixel_sha256(img)}}}
+                             "save_as": ".png", "files": {"1.tif": pixel_sha256(img)}}}
     assert fetch(tmp_path, manifest, "McMaster") == 0
     folder = tmp_path / "data" / "McMaster"
     assert os.listdir(folder) == ["1.png"] and np.array_equal(imread(folder / "1.png"), img)
@@ -243,6 +244,6 @@ def test_builtin_manifest_matches_the_shared_copies(data_root):
         if spec.get("check") == "pixels":
             for file, digest in spec["files"].items():
                 png = os.path.join(data_root, name, os.path.splitext(file)[0] + ".png")
-                assert dl.pixel_sha256(imread(png)) == digest, file
+                assert pixel_sha256(imread(png)) == digest, file
         else:
             assert spec["files"] == sums[name], name
