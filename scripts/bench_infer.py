@@ -38,6 +38,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from restore.benchmark.models import latency_ms
 from restore.inference.loading import load_model
 from restore.inference.runner import Job, Settings, run_jobs
 from restore.inference.setup import net_input, prepare_net, prepare_process
@@ -73,16 +74,8 @@ def make_photos(folder: str, count: int, megapixels: float) -> dict:
 def peak_conv_gflops(size: int = 256, repeats: int = 5) -> float:
     """GFLOP/s of a 3x3 conv, 128 -> 128 channels, 1x128x`size`x`size`, channels_last, inference_mode."""
     conv = prepare_net(torch.nn.Conv2d(128, 128, 3, padding=1), torch.device("cpu"))
-    x = net_input(conv, torch.rand(1, 128, size, size))
-    flops = 2 * 128 * 128 * 9 * size * size
-    with torch.inference_mode():
-        conv(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            conv(x)
-            times.append(time.perf_counter() - start)
-    return flops / min(times) / 1e9
+    best_ms = latency_ms(conv, (1, 128, size, size), runs=repeats, reduce=min)
+    return 2 * 128 * 128 * 9 * size * size / (best_ms / 1000) / 1e9
 
 
 def reset_peak_rss() -> bool:

@@ -1,10 +1,13 @@
 """What machine this is, in words: for benchmark reports and for choices measured per machine."""
+import functools
 import os
 import platform
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what the platform module knows."""
+    """The CPU's model name (/proc/cpuinfo), else what the platform module knows. Read once: per-shape
+    choices look it up on every training forward."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
