@@ -43,4 +43,27 @@ $(MODELS_VENV)/.installed: setup.py
 test-models: $(MODELS_VENV)/.installed
 	$(MODELS_BIN)/python -m pytest -q -m models tests/test_published_models.py
 
-.PHONY: setup quickstart test test-fast test-models
+# Every results file the docs quote (tests/test_docs_tables.py checks the quotes), rewritten by the
+# command that measures it; each file's first line names the command and the machine. Times: this
+# 2-core CPU, idle unless said. Not part of `test`: about 2 hours in all.
+results: setup
+	# ~1 min (docs/protocol.md): the bicubic rows under both protocols
+	$(BIN)/python scripts/protocol_bicubic.py
+	# ~20 s, measured: params and MACs of every arch (docs/nsr.md)
+	$(BIN)/restore-flops --all --out results/nsr/flops.md
+	# ~25 min, estimated (trainings 8.9 min under load 7-11, then calibration, tests, cost): docs/csc.md
+	$(BIN)/python scripts/exp_csc_denoise.py
+	# ~20 min (19 min under load 8-12 for the same work in three runs): docs/blurpool.md
+	$(BIN)/python scripts/exp_blurpool.py --iters 300 --eq-images 12 --threads 1 --table results/blurpool/unet_dn25.md
+	# ~20 min under load (docs/nsr.md) + ~5 min, estimated: the CPU-tiny NSR to iteration 250, then
+	# restore-bench on it (docs/benchmarks.md)
+	$(BIN)/restore-train -opt options/train/NSR/train_NSR_SRx2_T91_cpu_tiny.yml --set train.total_iter=250
+	$(BIN)/restore-bench --model NSR_tiny=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8 \
+		--sets Set5 Set14 BSD100 --scales 2 -o results/bench_nsr_tiny --latency-runs 3
+	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)
+	$(BIN)/python scripts/bench_data.py --table results/data/loading_speed.md
+	# ~1 hour, estimated (bench_train --layouts --bf16 alone ~15 min): the training benchmarks against
+	# BasicSR, reports to results/bench_train/latest/, then the tables of docs/performance.md
+	$(BIN)/python scripts/performance_tables.py --run
+
+.PHONY: setup quickstart test test-fast test-models results

@@ -207,7 +207,8 @@ def train(opt: dict, auto_resume: bool = False, restart: bool = False) -> dict:
                 signal.signal(s, h)
         if stop["signal"]:
             save_state()
-            logger.info(f"{stop['signal']}: saved the state of iteration {it}; continue with --auto_resume")
+            logger.info(f"{stop['signal']}: saved the state of iteration {it} ({it - start_it} in this run, "
+                        f"{(time.time() - start) / 60:.1f} min wall time); continue with --auto_resume")
             return {"iter": it, "best": best, "stopped": stop["signal"], "history": history}
         save_state()
         if rank == 0:

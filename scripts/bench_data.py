@@ -7,9 +7,11 @@ timing, so the numbers are for a warm page cache (decode + crop + degradation co
 
     python scripts/bench_data.py                       # T91 + BSD200 from the data root
     python scripts/bench_data.py --dataset sr --batches 20
+    python scripts/bench_data.py --table results/data/loading_speed.md   # the table docs/data.md quotes
 """
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -21,7 +23,12 @@ from restore.data import build_dataloader, build_dataset
 from restore.data.lmdb_writer import create_lmdb
 from restore.data.subimages import extract_subimages
 from restore.utils.errors import RestoreError
+from restore.utils.img_io import atomic_write_bytes
+from restore.utils.machine import made_by
 from restore.utils.paths import find_data_root
+
+SUBIMAGE_PNG_LEVEL = 3  # extract_subimages' default
+LMDB_PNG_LEVEL = 1
 
 
 def folder_bytes(path: str) -> int:
@@ -38,12 +45,12 @@ def prepare(data_root: str, sets: list[str], work: str, crop: int, step: int, wo
     t0 = time.perf_counter()
     for name, path in zip(sets, originals):
         sub = os.path.join(work, f"{name}_sub")
-        extract_subimages(path, sub, crop, step, workers=workers)
+        extract_subimages(path, sub, crop, step, workers=workers, compress_level=SUBIMAGE_PNG_LEVEL)
         subs.append(sub)
     t1 = time.perf_counter()
     for name, sub in zip(sets, subs):
         db = os.path.join(work, f"{name}_sub.lmdb")
-        create_lmdb(sub, db, level=1, workers=workers)
+        create_lmdb(sub, db, level=LMDB_PNG_LEVEL, workers=workers)
         dbs.append(db)
     t2 = time.perf_counter()
     print(f"prepared sub-images in {t1 - t0:.1f} s and LMDBs in {t2 - t1:.1f} s under {work}")
@@ -52,6 +59,27 @@ def prepare(data_root: str, sets: list[str], work: str, crop: int, step: int, wo
         "sub-images": (subs, "disk", sum(map(folder_bytes, subs))),
         "lmdb (sub-images)": (dbs, "lmdb", sum(os.path.getsize(os.path.join(d, "data.mdb")) for d in dbs)),
     }
+
+
+def describe_sources(data_root: str, sets: list[str]) -> dict:
+    """The table's words for each source, e.g. 'folders (T91 BMP + BSD200 PNG)'."""
+    formats = []
+    for name in sets:
+        files = sorted(os.listdir(os.path.join(data_root, name)))
+        formats.append(f"{name} {os.path.splitext(files[0])[1].lstrip('.').upper()}" if files else name)
+    return {"folders": f"folders ({' + '.join(formats)})",
+            "sub-images": f"sub-images (PNG level {SUBIMAGE_PNG_LEVEL})",
+            "lmdb (sub-images)": f"LMDB of the sub-images (PNG level {LMDB_PNG_LEVEL})"}
+
+
+def markdown(header: str, note: str, sources: dict, labels: dict, results: dict, workers: list[int]) -> str:
+    lines = [header, "", note, "",
+             "| source | MiB | " + " | ".join(f"{w} worker{'' if w == 1 else 's'}" for w in workers) + " |",
+             "|---|---|" + "---|" * len(workers)]
+    for name, (_, _, size) in sources.items():
+        lines.append(f"| {labels[name]} | {size / 2**20:.1f} | "
+                     + " | ".join(f"{results[name, w]:.0f}" for w in workers) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def dataset_options(kind: str, locations: list[str], backend: str, gt_size: int) -> dict:
@@ -88,6 +116,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="DataLoader workers to try")
     parser.add_argument("--crop-size", type=int, default=240, help="sub-image size (default 240)")
     parser.add_argument("--step", type=int, default=120, help="sub-image step (default 120)")
+    parser.add_argument("--table", metavar="FILE",
+                        help="also write the patches/s table here, headed by the command and the machine")
     args = parser.parse_args()
     data_root = find_data_root(args.data_root)
     if data_root is None:
@@ -97,8 +127,9 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="restore-bench-data-")
     try:
         sources = prepare(data_root, args.sets, work, args.crop_size, args.step, max(args.workers))
-        print(f"{args.dataset} patches {args.gt_size}x{args.gt_size}, batch {args.batch}, {args.batches} timed "
-              f"batches, {os.cpu_count()} CPUs, sets {' + '.join(args.sets)}")
+        note = (f"{args.dataset} patches {args.gt_size}x{args.gt_size}, batch {args.batch}, {args.batches} timed "
+                f"batches, {os.cpu_count()} CPUs, sets {' + '.join(args.sets)}")
+        print(note)
         results = {}
         for name, (locations, backend, _) in sources.items():
             opt = dataset_options(args.dataset, locations, backend, args.gt_size)
@@ -112,6 +143,12 @@ def main() -> int:
         for name in list(sources)[1:]:
             print(f"{name:<28}" + "".join(f"{results[name, w] / results['folders', w]:>12.2f}x"
                                           for w in args.workers))
+        if args.table:
+            os.makedirs(os.path.dirname(os.path.abspath(args.table)), exist_ok=True)
+            header = made_by(shlex.join(["python", "scripts/bench_data.py", *sys.argv[1:]]))
+            text = markdown(header, note + "; patches per second, warm page cache", sources,
+                            describe_sources(data_root, args.sets), results, args.workers)
+            atomic_write_bytes(args.table, text.encode())
         base = args.workers[0]
         for name in sources:
             print(f"{name:<20} workers speed-up vs {base}: "

@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from restore.benchmark.models import latency_ms
 from restore.inference.loading import load_model
-from restore.inference.runner import Job, Settings, run_jobs
+from restore.inference.runner import Job, Member, Settings, run_jobs
 from restore.inference.setup import net_input, prepare_net, prepare_process
 from restore.inference.tiling import tile_grid
 from restore.inference.zoo import zoo_entries
@@ -201,8 +201,9 @@ def main(argv=None) -> int:
                     for _ in range(repeats):  # interleaved, so drift on a shared machine hits both
                         bare.append(timed(lambda: bare_forward(net, inputs)))
                         reset_peak_rss()
+                        job = [Job(src, dst)]
                         e2e.append(timed(lambda: skipped.extend(
-                            run_jobs(net, channels, scale, [Job(src, dst)], settings, progress=False))))
+                            run_jobs([Member(net, channels, name)], scale, job, settings, progress=False))))
                         rss = max(rss, peak_rss_mb())
                         if skipped:
                             raise SystemExit(f"{name}: {skipped[0][0]}: {skipped[0][1]}")

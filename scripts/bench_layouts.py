@@ -24,7 +24,7 @@ TUNED = tune_allocator()  # before torch allocates anything
 import torch
 
 from restore.archs import build_network
-from restore.models.memory_format import use_channels_last
+from restore.models.memory_format import choose_channels_last
 
 CSC_FIRST = {"type": "csc", "where": "first", "n_iter": 3, "lmbda": 0.1, "nonneg": True}
 # name: (network_g, batch, LR patch, channels, scale) -- each as in its option files
@@ -76,7 +76,7 @@ def measure(name: str, rounds: int, amp_dtype=None) -> dict:
             wall[fmt].append(time.perf_counter() - t0)
             cpu[fmt].append(time.process_time() - c0)
     med = {f"{kind}_{fmt}": statistics.median(v[fmt]) for kind, v in (("cpu", cpu), ("wall", wall)) for fmt in steps}
-    auto, _ = use_channels_last("auto", base, torch.device("cpu"))
+    auto, _ = choose_channels_last(base, tuple(lq.shape), amp_dtype)  # restore-train's pick on this machine
     return {**med, "speedup_cpu": med["cpu_nchw"] / med["cpu_cl"], "speedup_wall": med["wall_nchw"] / med["wall_cl"],
             "auto": "channels_last" if auto else "NCHW", "batch": batch, "patch": patch}
 

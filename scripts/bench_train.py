@@ -12,7 +12,7 @@ Sides, each in its own process (the allocator setting is process-wide):
                    default allocator, NCHW training: what a BasicSR user gets. BasicSR has no NSR,
                    so for NSR its SRModel step runs restore's NSR arch.
   restore          restore.models.SRModel with restore's defaults (train.channels_last: auto --
-                   channels_last on the CPU unless the net folds the batch, as NSR does) and
+                   the faster format on this machine, timed at the first step) and
                    restore-train's allocator tuning (restore.utils.allocator.tune_allocator).
   restore-malloc   the same with the default allocator, to show what the allocator contributes.
   restore-nchw     (--layouts) restore with train.channels_last: false.
@@ -50,11 +50,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
-from restore.utils.machine import cpu_name  # noqa: E402  (no torch: the allocator note above holds)
+from restore.utils.machine import cpu_name  # no torch: the allocator note above holds
 
 FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "nsr_k": 4, "nsr_d": 16,
         "infer_size": 256, "peak_shape": [1, 128, 256, 256], "rounds": 5, "iters": 3, "infer_iters": 3,
@@ -123,7 +120,7 @@ class BasicSRTrainer:
         import copy
 
         import torch
-        from _basicsr_files import load_basicsr_training
+        from restore.benchmark.basicsr_reference import load_basicsr_training
 
         from restore.archs import ARCH_REGISTRY
         basicsr = load_basicsr_training(extra_archs={"NSR": ARCH_REGISTRY.get("NSR")})
@@ -173,7 +170,11 @@ class RestoreTrainer:
             with open(path, "w") as f:
                 f.write(dump_yaml(opt))
             self.model = build_model(parse_options(path, is_train=True))
-        self.channels_last = self.model.channels_last
+
+    @property
+    def channels_last(self):
+        """The format restore trains in (`auto`: decided at the first step)."""
+        return self.model.channels_last
 
     def step(self, it: int, batch: dict) -> float:
         """One iteration as restore/train.py runs it; returns the loss restore logs."""
@@ -549,7 +550,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
         return worker_main(json.loads(args.worker))
-    from _basicsr_files import basicsr_dir
+    from restore.benchmark.basicsr_reference import basicsr_dir
     if basicsr_dir() is None:
         print("error: basicsr is not installed (pip install --no-deps --no-build-isolation basicsr==1.4.2)",
               file=sys.stderr)

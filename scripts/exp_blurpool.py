@@ -20,12 +20,14 @@ Time per image: batch 1, 481x321 gray (a BSD68 image), the variants' forwards in
 every variant alike (times during the evaluation loop are also recorded, as eval_ms_per_image).
 `--timing-only` skips training (untrained nets cost the same).
 
-    python scripts/exp_blurpool.py --iters 500 --threads 1 [--variants stride blurpool5] [--out DIR]
-Writes DIR/results.md and DIR/results.json (default experiments/exp_blurpool).
+    python scripts/exp_blurpool.py --iters 500 --threads 1 [--variants stride blurpool5] [--out DIR] [--table FILE]
+Writes DIR/results.md and DIR/results.json (default experiments/exp_blurpool), and with --table the
+same table to FILE (the results file docs/blurpool.md quotes).
 """
 import argparse
 import json
 import os
+import shlex
 import statistics
 import time
 
@@ -34,6 +36,7 @@ import torch
 
 
 from restore.archs import build_network
+from restore.archs.unet_arch import _up_blur_size
 from restore.cli.common import run_cli
 from restore.data import build_dataloader, build_dataset
 from restore.metrics.psnr_ssim import calculate_psnr, calculate_ssim
@@ -43,6 +46,7 @@ from restore.utils.checkpoint import load_safely
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import atomic_write_bytes, tensor2img
 from restore.utils.flops import count_params
+from restore.utils.machine import made_by
 from restore.utils.options import parse_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,8 +81,13 @@ def build_parser():
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1 is much faster than 2 on a shared 2-core machine)")
     p.add_argument("--time-rounds", type=int, default=7, help="interleaved timing rounds")
+    p.add_argument("--timing-runs", type=int, default=2,
+                   help="separate timing runs; ms/img shows the range of their medians")
     p.add_argument("--timing-only", action="store_true", help="only time the variants' forwards")
     p.add_argument("--out", default=os.path.join(ROOT, "experiments", "exp_blurpool"))
+    p.add_argument("--table", metavar="FILE",
+                   help="also write the results table here, headed by the command and the machine "
+                        "(results/blurpool/unet_dn25.md is the one docs/blurpool.md quotes)")
     p.add_argument("--data-root", help="folder holding the datasets")
     p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     return p
@@ -150,17 +159,34 @@ def time_variants(nets: dict, channels: int, rounds: int) -> dict:
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
-def markdown(rows: list, args) -> str:
-    head = ("| variant | downsample | up_blur | params | train s | PSNR | SSIM | eq_res | eq_rand | eq_period "
-            "| dPSNR-gt | ms/img |")
-    lines = [f"# Blur-pool U-Net, sigma 25 {args.color}, {args.iters} iterations each", "", head,
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def downsample_label(d: dict) -> str:
+    if d["type"] == "stride":
+        k = d.get("kernel_size", 3)
+        return f"conv {k}x{k} s2"
+    if d["type"] == "maxpool":
+        return "max 2x2"
+    return f"blurpool {d.get('base', 'max')} f{d['filter_size']}"
+
+
+def ms_cell(times: list) -> str:
+    """The medians of the timing runs: one number, or their range (load drifts between runs)."""
+    low, high = min(times), max(times)
+    return f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}–{high:.0f}"
+
+
+def markdown(rows: list, args, header: str) -> str:
+    lines = [header, "", f"# Blur-pool U-Net, sigma 25 {args.color}, {args.iters} iterations each", "",
+             "| variant | downsample | up_blur | params | PSNR | SSIM | eq_res | eq_rand | eq_period | dPSNR-gt "
+             "| ms/img |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        d = r["downsample"]
-        down = d["type"] + (f" {d.get('base', 'max')} f{d['filter_size']}" if d["type"] == "blurpool" else "")
-        lines.append(f"| {r['variant']} | {down} | {r['up_blur']} | {r['params']} | {r['train_s']:.0f} | "
+        size = _up_blur_size(r["up_blur"])
+        up_blur = size if size > 1 else "–"
+        lines.append(f"| {r['variant']} | {downsample_label(r['downsample'])} | {up_blur} | {r['params']:,} | "
                      f"{r['psnr']:.3f} | {r['ssim']:.4f} | {r['eq_res']:.2f} | {r['eq_rand']:.2f} | "
-                     f"{r['eq_period']:.1f} | {r['dpsnr']:.4f} | {r['ms_per_image']:.0f} |")
+                     f"{r['eq_period']:.1f} | {r['dpsnr']:.4f} | {ms_cell(r['ms_per_image'])} |")
+    lines += ["", "Training wall-clock per variant: " + ", ".join(f"{r['variant']} {r['train_s']:.0f} s" for r in rows)
+              + f". ms/img: the medians of {args.timing_runs} interleaved timing run(s) of {args.time_rounds} rounds."]
     return "\n".join(lines) + "\n"
 
 
@@ -190,10 +216,14 @@ def main(argv) -> int:
         print(json.dumps(rows[-1]), flush=True)
     if not rows:
         raise RestoreError("no variants to run")
-    for row, ms in zip(rows, time_variants(nets, channels, args.time_rounds).values()):
-        row["ms_per_image"] = ms
-    md = markdown(rows, args)
+    timings = [time_variants(nets, channels, args.time_rounds) for _ in range(args.timing_runs)]
+    for row in rows:
+        row["ms_per_image"] = [t[row["variant"]] for t in timings]
+    md = markdown(rows, args, made_by(shlex.join(["python", "scripts/exp_blurpool.py", *argv])))
     atomic_write_bytes(os.path.join(args.out, "results.md"), md.encode())
+    if args.table:
+        os.makedirs(os.path.dirname(os.path.abspath(args.table)), exist_ok=True)
+        atomic_write_bytes(args.table, md.encode())
     atomic_write_bytes(os.path.join(args.out, "results.json"), json.dumps(rows, indent=1).encode())
     print(md)
     return 0

@@ -10,12 +10,15 @@ plus the cost of a CSC layer against a plain conv (parameters, MACs, CPU time).
 BUDGET: 250 iterations of 8 patches 40x40 per model (options/train/CSC/*.yml), chosen so the three
 trainings together take about 10-15 minutes on a 2-core CPU shared with other jobs; wall-clock
 times are measured and written with the results. Models land in experiments/<name>/, results in
-results/exp_csc_denoise/ (results.md: the tables; results.json: everything).
+results/csc/ (training.md, calibration.md, denoising.md, residuals.md, cost.md: the tables docs/csc.md
+quotes, each headed by the command and the machine; results.json: everything).
 """
 import argparse
 import json
 import os
+import shlex
 import statistics
+import sys
 import time
 
 import torch
@@ -28,7 +31,8 @@ from restore.data import build_dataloader, build_dataset
 from restore.models import build_model
 from restore.train import train
 from restore.utils.flops import count_macs
-from restore.utils.img_io import img2tensor, imread, list_images, to_float32
+from restore.utils.img_io import atomic_write_bytes, img2tensor, imread, list_images, to_float32
+from restore.utils.machine import made_by
 from restore.utils.options import parse_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,21 +191,29 @@ def stage_cost(results):
     results["cost"] = cost
 
 
-def markdown(results) -> str:
-    lines = []
+def test_keys() -> list[str]:
+    """The test rows in the order of MODELS, whatever order the stages were (re)run in."""
+    return [label if mode is None else f"{label} ({mode} lambda)"
+            for label, (_, _, modes) in MODELS.items() for mode in modes]
+
+
+def sections(results) -> dict[str, list[str]]:
+    """One Markdown table per stage (with its notes), keyed by the results file it goes to: the docs
+    quote each file on its own."""
+    out = {}
     if "train" in results:
-        lines += ["## Training (restore-train, CPU)", "", "| model | option file | iterations | minutes | "
-                  "loss first 20 | loss last 20 |", "|---|---|---:|---:|---:|---:|"]
+        lines = ["## Training (restore-train, CPU)", "", "| model | option file | iterations | minutes | "
+                 "loss first 20 | loss last 20 |", "|---|---|---:|---:|---:|---:|"]
         for label, t in results["train"].items():
             lines.append(f"| {label} | {t['option_file']} | {t['iterations']} | {t['seconds'] / 60:.1f} | "
                          f"{t['loss_first_20']:.2e} | {t['loss_last_20']:.2e} |")
         total = sum(t["seconds"] for t in results["train"].values()) / 60
-        lines += ["", f"Total training wall-clock: {total:.1f} min.", ""]
+        out["training"] = lines + ["", f"Total training wall-clock: {total:.1f} min."]
     if "calibration" in results:
         fit = results["calibration"]["fit"]
-        lines += ["## Lambda calibration (Kodak24 gray, 8 centre crops 160x160)", "",
-                  "| sigma | noise estimate (0-255) | residual at trained lambda | best multiplier | PSNR x1 | best PSNR |",
-                  "|---:|---:|---:|---:|---:|---:|"]
+        lines = ["## Lambda calibration (Kodak24 gray, 8 centre crops 160x160)", "",
+                 "| sigma | noise estimate (0-255) | residual at trained lambda | best multiplier | PSNR x1 | best PSNR |",
+                 "|---:|---:|---:|---:|---:|---:|"]
         for p in fit["points"]:
             estimate = f"{255 * p['noise_sigma']:.2f}" if "noise_sigma" in p else "-"
             lines.append(f"| {p['sigma']:g} | {estimate} | {p['residual']:.3e} | {p['best_multiplier']:.3f} | "
@@ -213,30 +225,31 @@ def markdown(results) -> str:
                 feature = {"noise_sigma": "sigma_hat", "sqrt_residual": "sqrt(r)", "residual": "r"}[fit["feature"]]
                 lines.append(f"Fit on {fit['feature']}: m = {fit['slope']:.4g} {feature} + {fit['intercept']:.4g}, "
                              f"clipped to [{fit['m_min']:g}, {fit['m_max']:g}] (R^2 {fit['info']['r2']:.3f}).  ")
-        lines.append("")
+        out["calibration"] = lines
     if "test" in results:
         names = list(next(iter(results["test"].values()))["datasets"])
-        lines += ["## PSNR (dB) / SSIM, trained at sigma 25", "",
-                  "| model | " + " | ".join(n.replace("_s", " s=") for n in names) + " |",
-                  "|---|" + "---:|" * len(names)]
-        for key, r in results["test"].items():
+        lines = ["## PSNR (dB) / SSIM, trained at sigma 25", "",
+                 "| model | " + " | ".join(n.replace("_s", " s=") for n in names) + " |",
+                 "|---|" + "---:|" * len(names)]
+        for key in [k for k in test_keys() if k in results["test"]]:
+            r = results["test"][key]
             cells = [f"{r['datasets'][n]['psnr']:.2f} / {r['datasets'][n]['ssim']:.4f}" for n in names]
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
-        lines.append("")
-    for key, title, unit in (("residuals_set12", "First CSC layer residual per Set12 image", 1),
-                             ("noise_estimates_set12", "Noise estimate (0-255) at the first CSC layer per Set12 image", 255)):
-        if key not in results:
-            continue
-        r = results[key]
-        lines += [f"## {title} (what auto lambda sees)", "",
-                  "| sigma | min | max | mean increase over sigma 0 |", "|---:|---:|---:|---:|"]
-        for sigma, values in r.items():
-            rise = sum(v - v0 for v, v0 in zip(values, r["0"])) / len(values)
-            lines.append(f"| {sigma} | {unit * min(values):.4f} | {unit * max(values):.4f} | {unit * rise:.4f} |")
-        lines.append("")
+        out["denoising"] = lines
+    if "residuals_set12" in results and "noise_estimates_set12" in results:
+        res, est = results["residuals_set12"], results["noise_estimates_set12"]
+        lines = ["## What auto lambda sees: the first CSC layer's residual and noise estimate (0-255) "
+                 "per Set12 image", "",
+                 "| sigma | residual min | residual max | mean increase over sigma 0 | noise estimate min | max |",
+                 "|---:|---:|---:|---:|---:|---:|"]
+        for sigma, values in res.items():
+            rise = sum(v - v0 for v, v0 in zip(values, res["0"])) / len(values)
+            lines.append(f"| {sigma} | {min(values):.4f} | {max(values):.4f} | {rise:.4f} | "
+                         f"{255 * min(est[sigma]):.2f} | {255 * max(est[sigma]):.2f} |")
+        out["residuals"] = lines
     if "cost" in results:
-        lines += ["## Cost (1 image 256x256, eval, CPU, 1 thread; fastest of 7 runs)", "",
-                  "| what | params | MACs (M) | CPU ms |", "|---|---:|---:|---:|"]
+        lines = ["## Cost (1 image 256x256, eval, CPU, 1 thread; fastest of 7 runs)", "",
+                 "| what | params | MACs (M) | CPU ms |", "|---|---:|---:|---:|"]
         for group in ("layers", "nets"):
             for name, rows in results["cost"][group].items():
                 if group == "layers":
@@ -245,8 +258,19 @@ def markdown(results) -> str:
                 else:
                     lines.append(f"| DnCNN-8-32 {name} | {rows['params']} | {rows['macs'] / 1e6:.1f} | "
                                  f"{rows['cpu_ms']:.1f} |")
-        lines.append("")
-    return "\n".join(lines)
+        out["cost"] = lines
+    return out
+
+
+def write_sections(results, folder: str, header: str) -> str:
+    """results/csc/<stage>.md for every stage in `results`, each headed by the command and machine;
+    returns them all, for the terminal."""
+    text = []
+    for name, lines in sections(results).items():
+        body = "\n".join([header, ""] + lines) + "\n"
+        atomic_write_bytes(os.path.join(folder, f"{name}.md"), body.encode())
+        text.append(body)
+    return "\n".join(text)
 
 
 def main():
@@ -254,7 +278,8 @@ def main():
     p.add_argument("--stages", nargs="+", default=["train", "calibrate", "test", "residuals", "cost"],
                    choices=["train", "calibrate", "test", "residuals", "cost"])
     p.add_argument("--data-root", help="folder holding the datasets")
-    p.add_argument("--out", default=os.path.join(ROOT, "results", "exp_csc_denoise"))
+    p.add_argument("--out", default=os.path.join(ROOT, "results", "csc"),
+                   help="folder of results.json and one <stage>.md per stage (the files docs/csc.md quotes)")
     p.add_argument("--only", nargs="+", metavar="KEY",
                    help="test stage: only these rows, e.g. 'CSC (auto lambda)'")
     args = p.parse_args()
@@ -270,13 +295,13 @@ def main():
               "test": lambda: stage_test(results, args.data_root, args.only),
               "residuals": lambda: stage_residuals(results, args.data_root),
               "cost": lambda: stage_cost(results)}
+    header = made_by(shlex.join(["python", "scripts/exp_csc_denoise.py", *sys.argv[1:]]))
     for stage in args.stages:
         stages[stage]()
         with open(path, "w") as f:
             json.dump(results, f, indent=1)
-        with open(os.path.join(args.out, "results.md"), "w") as f:
-            f.write(markdown(results))
-    print(markdown(results))
+        text = write_sections(results, args.out, header)
+    print(text)
 
 
 if __name__ == "__main__":

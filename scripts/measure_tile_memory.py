@@ -19,17 +19,12 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from restore.archs import build_network  # noqa: E402
-from restore.utils.checkpoint import save_network_file  # noqa: E402
-from restore.utils.img_io import imwrite  # noqa: E402
+from restore.archs import build_network
+from restore.utils.checkpoint import save_network_file
+from restore.utils.img_io import imwrite
 
 CHILD = """
 import json, resource, sys, time
-sys.path.insert(0, {root!r})
 from restore.cli.infer import main
 from restore.inference.loading import load_model
 args = {args!r}
@@ -55,7 +50,7 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def run_child(args: list, extra: list) -> dict:
-    code = CHILD.format(root=ROOT, args=args)
+    code = CHILD.format(args=args)
     out = subprocess.run([sys.executable, "-c", code, *extra], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"child failed ({out.returncode}):\n{out.stderr[-2000:]}")

@@ -8,19 +8,22 @@ See docs/protocol.md for what the two protocols are and why Set14 differs.
 import argparse
 import json
 import os
+import shlex
+import sys
 import time
 
 
 from restore.data.testsets import find_testset, get_testset
 from restore.metrics.protocol import PROTOCOLS, PUBLISHED_BICUBIC_PSNR, bicubic_scores
+from restore.utils.machine import made_by
 from restore.utils.paths import find_data_root
 
 SETS = ("Set5", "Set14", "BSD100", "Urban100")
 SCALES = (2, 3, 4)
 
 
-def markdown(table: dict) -> str:
-    lines = ["# Bicubic baseline under the two scoring protocols", "",
+def markdown(table: dict, header: str) -> str:
+    lines = [header, "", "# Bicubic baseline under the two scoring protocols", "",
              "PSNR (dB) / SSIM on Y, crop = scale, GT mod-cropped. `basicsr`: BasicSR's unrounded Y of every",
              "file read as RGB, LR rounded to 8 bits. `literature`: MATLAB's rounded Y, one-channel files",
              "on their gray values, LR not quantised (the SRCNN/VDSR scripts). Published: the MATLAB PSNR",
@@ -64,9 +67,10 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bicubic.json"), "w") as f:
         json.dump(table, f, indent=1)
+    text = markdown(table, made_by(shlex.join(["python", "scripts/protocol_bicubic.py", *sys.argv[1:]])))
     with open(os.path.join(args.out, "bicubic.md"), "w") as f:
-        f.write(markdown(table))
-    print(markdown(table))
+        f.write(text)
+    print(text)
     return 0
 
 

@@ -3,13 +3,16 @@
     python scripts/zoo_release.py nsr_sr_x2            # after restore-train -opt options/train/zoo/nsr_sr_x2.yml
     python scripts/zoo_release.py nsr_sr_x2 --stages weights     # only export the weights
     python scripts/zoo_release.py nsr_sr_x2 --stages bench card  # re-run the benchmark, rewrite the card
-    python scripts/zoo_release.py --zoo-page                     # rewrite docs/zoo.md's tables from results/zoo/
+    python scripts/zoo_release.py nsr_dn_gray_blind --stages entry  # only rewrite its zoo.yml entry
+    python scripts/zoo_release.py --zoo-page     # rewrite docs/zoo.md's and README's tables from results/zoo/
 
 Stages (default: all, in this order):
   weights  the final EMA network of experiments/zoo_NAME/models/net_g_latest.pth (refused unless the
            run reached train.total_iter) -> restore/inference/weights/NAME.safetensors (fp32, params
-           only), its SHA256, the entry in restore/inference/weights/zoo.yml, and the run's iterations
-           and wall time (from its training logs) in results/zoo/NAME/training.json;
+           only), and the run's iterations and wall time (from its training logs) in
+           results/zoo/NAME/training.json; then the entry stage;
+  entry    the model's entry in restore/inference/weights/zoo.yml (network, weights, SHA256, card,
+           option file, family) from the shipped weight file;
   bench    restore-bench on the model's test sets, by name (so it checks the shipped file), into
            results/zoo/NAME/ (SR models also with gate_region=tile, tiles of 48 and 24);
   card     docs/zoo/NAME.md: data, option file, iterations and wall time (from the training log),
@@ -20,6 +23,7 @@ import glob
 import json
 import os
 import re
+import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,18 +39,27 @@ from restore.utils.errors import RestoreError
 from restore.utils.img_io import atomic_write_bytes
 from restore.utils.yaml_io import load_yaml
 
-# task -> restore-bench arguments (the issue's benchmark protocol for each kind of model)
+# (task, colour) -> restore-bench arguments (the benchmark protocol for each kind of model). A
+# colour JPEG model is also scored on gray Classic5 (restore-bench runs it as R=G=B).
 BENCH = {
-    "sr": lambda scale: ["--sets", "Set5", "Set14", "BSD100", "--scales", str(scale)],
-    "denoise": lambda scale: ["--sets", "Set12", "BSD68", "--sigmas", "15", "25", "50"],
-    "jpeg": lambda scale: ["--sets", "LIVE1", "Classic5", "--qualities", "10", "20", "30", "40"],
+    ("sr", "rgb"): lambda scale: ["--sets", "Set5", "Set14", "BSD100", "--scales", str(scale)],
+    ("denoise", "gray"): lambda scale: ["--sets", "Set12", "BSD68", "--sigmas", "15", "25", "50"],
+    ("denoise", "rgb"): lambda scale: ["--sets", "CBSD68", "McMaster", "--sigmas", "15", "25", "50"],
+    ("jpeg", "y"): lambda scale: ["--sets", "LIVE1", "Classic5", "--qualities", "10", "20", "30", "40"],
+    ("jpeg", "rgb"): lambda scale: ["--sets", "LIVE1-RGB", "Classic5", "--qualities", "10", "20", "30", "40"],
 }
-DESCRIPTIONS = {
+DESCRIPTIONS = {  # also the order of the zoo tables
     "nsr_sr_x2": "NSR x2 super-resolution (RGB), T91 + BSD200, CPU-trained",
+    "nsr_sr_x3": "NSR x3 super-resolution (RGB), T91 + BSD200, CPU-trained",
     "nsr_sr_x4": "NSR x4 super-resolution (RGB), T91 + BSD200, from nsr_sr_x2, CPU-trained",
     "nsr_dn_gray_blind": "NSR gray denoiser, any sigma in [0, 55], Train400 + BSD200, CPU-trained",
+    "nsr_dn_color_blind": "NSR colour (RGB) denoiser, any sigma in [0, 55], BSD200 + T91, CPU-trained",
     "nsr_jpeg_gray_blind": "NSR gray (Y) JPEG deblocker, quality 10-40, T91 + BSD200, CPU-trained",
+    "nsr_jpeg_color_blind": "NSR colour (RGB) JPEG deblocker, quality 10-40, BSD200 + T91, CPU-trained",
 }
+# restore-infer --model FAMILY runs gray images through the gray member, colour ones through the other
+FAMILIES = {"nsr_dn_gray_blind": "nsr_dn_blind", "nsr_dn_color_blind": "nsr_dn_blind",
+            "nsr_jpeg_gray_blind": "nsr_jpeg_blind", "nsr_jpeg_color_blind": "nsr_jpeg_blind"}
 # How each zoo run was launched (the wall time on a card means nothing without it): the first three
 # ran two at a time with one torch thread each; x4 ran alone with both cores.
 LAUNCH = {
@@ -54,6 +67,10 @@ LAUNCH = {
     "nsr_dn_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
     "nsr_jpeg_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
     "nsr_sr_x4": ("", "2 torch threads, alone on the machine"),
+    "nsr_dn_color_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run and "
+                                                 "development work (tests, edits)"),
+    "nsr_jpeg_color_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run and "
+                                                   "development work (tests, edits)"),
 }
 
 
@@ -74,6 +91,10 @@ def task_of(opt: dict) -> str:
     return {"SRImageDataset": "sr", "DenoiseDataset": "denoise", "JPEGDataset": "jpeg"}[kind]
 
 
+def color_of(opt: dict) -> str:
+    return opt["datasets"]["train"].get("color", "rgb")
+
+
 def experiment_dir(opt: dict) -> str:
     return os.path.join(ROOT, "experiments", opt["name"])
 
@@ -81,18 +102,24 @@ def experiment_dir(opt: dict) -> str:
 def training_record(opt: dict) -> dict:
     """Iterations reached and wall time, from the 'done:' lines of the experiment's training logs
     (a resumed run adds its pieces)."""
-    minutes, runs, last = 0.0, 0, None
+    minutes, runs, last, rates = 0.0, 0, None, []
     for log in sorted(glob.glob(os.path.join(experiment_dir(opt), f"train_{opt['name']}_*.log"))):
         with open(log, encoding="utf-8", errors="replace") as f:
             text = f.read().replace("\r", "\n")
         for m in re.finditer(r"INFO: done: (\d+) iterations \((\d+) in this run, ([\d.]+) min wall time\)", text):
             last, runs, minutes = int(m.group(1)), runs + 1, minutes + float(m.group(3))
-        for m in re.finditer(r"INFO: SIG\w+: saved the state of iteration (\d+)", text):
-            runs += 1
+        # a piece stopped by a signal (and continued with --auto_resume) adds its time too
+        for m in re.finditer(r"INFO: SIG\w+: saved the state of iteration (\d+)(?: \((\d+) in this run, "
+                             r"([\d.]+) min wall time\))?", text):
+            runs, minutes = runs + 1, minutes + float(m.group(3) or 0)
+        rates += [float(r) for r in re.findall(r"INFO: iter +\d+ epoch \d+ lr \S+ ([\d.]+) it/s", text)]
     if last is None:
         raise RestoreError(f"{experiment_dir(opt)}: no finished training log (run restore-train -opt "
                            f"{option_file(opt['name'][4:])} first)")
-    return {"iterations": last, "wall_minutes": minutes, "log_pieces": runs}
+    record = {"iterations": last, "wall_minutes": minutes, "log_pieces": runs}
+    if rates:  # the logged speed of each print interval; the median leaves out validation pauses
+        record["median_step_seconds"] = round(1 / statistics.median(rates), 3)
+    return record
 
 
 def training_json(name: str) -> str:
@@ -118,20 +145,28 @@ def stage_weights(name: str, opt: dict) -> dict:
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
     weights = os.path.join(WEIGHTS_DIR, f"{name}.safetensors")
     save_network_file(weights, {k: v.float() for k, v in ema.items()})
+    os.makedirs(os.path.dirname(training_json(name)), exist_ok=True)
+    atomic_write_bytes(training_json(name), json.dumps(record, indent=2).encode())
+    stage_entry(name, opt)
+    return record
+
+
+def stage_entry(name: str, opt: dict) -> None:
+    weights = os.path.join(WEIGHTS_DIR, f"{name}.safetensors")
+    if not os.path.isfile(weights):
+        raise RestoreError(f"{weights}: run the weights stage first")
     entries = {}
     if os.path.isfile(BUILTIN_LIST):
         with open(BUILTIN_LIST, encoding="utf-8") as f:
             entries = load_yaml(f.read(), BUILTIN_LIST) or {}
     entries[name] = {"task": task_of(opt), "description": DESCRIPTIONS.get(name, name),
                      "network_g": dict(opt["network_g"]), "weights": f"{name}.safetensors",
-                     "sha256": sha256_of(weights), "card": f"docs/zoo/{name}.md", "options": option_file(name)}
+                     "sha256": sha256_of(weights), "card": f"docs/zoo/{name}.md", "options": option_file(name),
+                     **({"family": FAMILIES[name]} if name in FAMILIES else {})}
     text = ("# The models shipped with restore (written by scripts/zoo_release.py; do not edit by hand).\n"
             + yaml.safe_dump(dict(sorted(entries.items())), sort_keys=False, width=120))
     atomic_write_bytes(BUILTIN_LIST, text.encode())
-    os.makedirs(os.path.dirname(training_json(name)), exist_ok=True)
-    atomic_write_bytes(training_json(name), json.dumps(record, indent=2).encode())
     print(f"{weights}: {os.path.getsize(weights) / 1e6:.2f} MB, sha256 {entries[name]['sha256']}")
-    return record
 
 
 def bench_args(name: str, opt: dict) -> list[str]:
@@ -141,7 +176,7 @@ def bench_args(name: str, opt: dict) -> list[str]:
         # the reference's tiles (48) engage only on LR images with both sides >= 192; 24 engages on most
         models += ["--model", f"{name}_tile48={name},gate_region=tile",
                    "--model", f"{name}_tile24={name},gate_region=tile,tile_size=24"]
-    return models + BENCH[task](opt.get("scale", 1)) + ["-o", os.path.join("results", "zoo", name),
+    return models + BENCH[task, color_of(opt)](opt.get("scale", 1)) + ["-o", os.path.join("results", "zoo", name),
                                                         "--no-html", "--latency-runs", "3", "--no-progress"]
 
 
@@ -177,6 +212,10 @@ def stage_card(name: str, opt: dict) -> None:
         f"{opt['train']['scheduler']['type']}, {opt['train']['pixel_opt']['type']}, EMA {opt['train']['ema_decay']} |",
         f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
         f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, {LAUNCH[name][1]} |",
+        *([f"| step time | {record['median_step_seconds']:.2f} s per iteration (median of the logged intervals) |"]
+          if "median_step_seconds" in record else []),
+        f"| validation | {opt['datasets']['val']['name']}: watched during training only; the shipped weights "
+        f"are the final EMA network |",
         f"| weights | `restore/inference/weights/{name}.safetensors` ({os.path.getsize(weights) / 1e6:.2f} MB, "
         f"fp32 EMA weights) |",
         f"| sha256 | `{entry['sha256']}` |",
@@ -235,7 +274,39 @@ def zoo_tables(names: list[str]) -> str:
 
 
 ZOO_PAGE = os.path.join(ROOT, "docs", "zoo.md")
+README = os.path.join(ROOT, "README.md")
 SIZE_SWEEP = os.path.join(ROOT, "results", "zoo", "size_sweep.md")
+TARGETS = os.path.join(ROOT, "results", "zoo", "targets.json")
+
+
+def shipped() -> list[str]:
+    """The released models (in zoo.yml), in the tables' order."""
+    with open(BUILTIN_LIST, encoding="utf-8") as f:
+        entries = load_yaml(f.read(), BUILTIN_LIST) or {}
+    return [name for name in DESCRIPTIONS if name in entries]
+
+
+def targets_table() -> str:
+    """Each target of results/zoo/targets.json beside the shipped model's score and the classic
+    model's published one: met, missed by how much, or not trained yet."""
+    with open(TARGETS, encoding="utf-8") as f:
+        targets = json.load(f)["targets"]
+    released = set(shipped())
+    lines = ["| model | test set | ours (PSNR) | classic model | target | |", "|---|---|---:|---|---:|---|"]
+    for t in targets:
+        name, where = t["model"], f"{t['set']} {t['level']}"
+        classic = t["classic"] if "input_plus" in t else f"{t['classic']} {t['classic_psnr']:.2f}"
+        if name not in released:
+            target = "-" if "input_plus" in t else f"{t['target']:.2f}"
+            lines.append(f"| `{name}` | {where} | - | {classic} | {target} | not trained yet |")
+            continue
+        with open(os.path.join(ROOT, "results", "zoo", name, "results.json"), encoding="utf-8") as f:
+            result = next(r for r in json.load(f)["results"] if (r["set"], r["level_name"]) == (t["set"], t["level"]))
+        ours = result["mean"][name]["psnr"]
+        target = result["mean"]["Input"]["psnr"] + t["input_plus"] if "input_plus" in t else t["target"]
+        verdict = "met" if round(ours, 2) >= round(target, 2) else f"missed by {target - ours:.2f} dB"
+        lines.append(f"| `{name}` | {where} | {ours:.2f} | {classic} | {target:.2f} | {verdict} |")
+    return "\n".join(lines)
 
 
 def size_sweep_table() -> str:
@@ -244,18 +315,23 @@ def size_sweep_table() -> str:
 
 
 def generated_blocks() -> dict[str, str]:
-    """docs/zoo.md's generated parts, by marker name; each is everything between
+    """The generated parts of docs/zoo.md and README.md, by marker name; each is everything between
     `<!-- NAME: begin ... -->` and `<!-- NAME: end -->` in the page."""
-    return {"zoo-tables": zoo_tables(list(DESCRIPTIONS)).strip(), "size-sweep": size_sweep_table()}
+    return {"zoo-tables": zoo_tables(shipped()).strip(), "size-sweep": size_sweep_table(),
+            "zoo-targets": targets_table()}
 
 
-def render_zoo_page(page: str) -> str:
+PAGE_BLOCKS = {ZOO_PAGE: ("zoo-tables", "zoo-targets", "size-sweep"), README: ("zoo-targets",)}
+
+
+def render_zoo_page(page: str, path: str = ZOO_PAGE) -> str:
     """The page with every generated block replaced by its current text from results/zoo/."""
-    for marker, body in generated_blocks().items():
+    blocks = generated_blocks()
+    for marker in PAGE_BLOCKS[path]:
         found = re.search(rf"(<!-- {marker}: begin[^>]*-->\n)(.*?)(\n<!-- {marker}: end -->)", page, re.S)
         if not found:
-            raise RestoreError(f"{ZOO_PAGE}: no '<!-- {marker}: begin -->' ... '<!-- {marker}: end -->' block")
-        page = page[:found.start(2)] + body + page[found.end(2):]
+            raise RestoreError(f"{path}: no '<!-- {marker}: begin -->' ... '<!-- {marker}: end -->' block")
+        page = page[:found.start(2)] + blocks[marker] + page[found.end(2):]
     return page
 
 
@@ -264,21 +340,22 @@ def main(argv) -> int:
     p.add_argument("name", nargs="?", help="the zoo model: options/train/zoo/NAME.yml")
     p.add_argument("--zoo-page", action="store_true",
                    help="rewrite the tables of docs/zoo.md from results/zoo/ and exit")
-    p.add_argument("--stages", nargs="+", choices=["weights", "bench", "card"], default=["weights", "bench", "card"])
+    p.add_argument("--stages", nargs="+", choices=["weights", "entry", "bench", "card"], default=["weights", "bench", "card"])
     p.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = p.parse_args(argv)
     os.chdir(ROOT)
     if args.zoo_page:
-        with open(ZOO_PAGE, encoding="utf-8") as f:
-            page = f.read()
-        atomic_write_bytes(ZOO_PAGE, render_zoo_page(page).encode())
-        print(f"{os.path.relpath(ZOO_PAGE, ROOT)} written")
+        for path in PAGE_BLOCKS:
+            with open(path, encoding="utf-8") as f:
+                page = f.read()
+            atomic_write_bytes(path, render_zoo_page(page, path).encode())
+            print(f"{os.path.relpath(path, ROOT)} written")
         return 0
     if not args.name:
         raise RestoreError("name a zoo model (options/train/zoo/NAME.yml) or give --zoo-page")
     opt = read_options(args.name)
     for stage in args.stages:
-        {"weights": stage_weights, "bench": stage_bench, "card": stage_card}[stage](args.name, opt)
+        {"weights": stage_weights, "entry": stage_entry, "bench": stage_bench, "card": stage_card}[stage](args.name, opt)
     return 0
 
 

@@ -10,13 +10,16 @@ if ROOT not in sys.path:
 
 from restore.utils.paths import find_data_root  # noqa: E402
 
-# NSR's `formulation: auto` caches its measured choices in ~/.cache/restore; tests keep theirs in a
-# temporary file (inherited by the processes they start) so a test run writes nothing in the home
-# folder and starts from no cached choice.
-if "RESTORE_SPARSE_GROUP_CACHE" not in os.environ:
+# Measured choices (NSR's `formulation: auto`, `train.channels_last: auto`) are cached in
+# ~/.cache/restore; tests keep theirs in temporary files (inherited by the processes they start) so
+# a test run writes nothing in the home folder and starts from no cached choice.
+_CACHES = {"RESTORE_SPARSE_GROUP_CACHE": "sparse_group_formulations.json",
+           "RESTORE_MEMORY_FORMAT_CACHE": "memory_formats.json"}
+if any(env not in os.environ for env in _CACHES):
     import tempfile
-    os.environ["RESTORE_SPARSE_GROUP_CACHE"] = os.path.join(tempfile.mkdtemp(prefix="restore-tests-"),
-                                                            "sparse_group_formulations.json")
+    _folder = tempfile.mkdtemp(prefix="restore-tests-")
+    for _env, _file in _CACHES.items():
+        os.environ.setdefault(_env, os.path.join(_folder, _file))
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,13 @@ stub parent packages placed in sys.modules only while loading, so nothing called
 behind for other tests. If basicsr is not installed the calling test is skipped, or fails when the
 environment variable CI is set (CI must always run the oracle comparisons).
 """
-import importlib.util
 import os
-import sys
 import types
 from functools import lru_cache
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-from _basicsr_files import basicsr_dir as _find_basicsr  # noqa: E402  (one way to find basicsr)
+from restore.benchmark.basicsr_reference import basicsr_dir as _find_basicsr, load_by_path
 
 _FILES = {  # module name -> path inside the basicsr package, in load order
     "basicsr.utils.color_util": "utils/color_util.py",
@@ -38,32 +35,18 @@ class _IdentityRegistry:
 
 @lru_cache(maxsize=1)
 def _load(folder: str) -> types.SimpleNamespace:
-    stub_names = ["basicsr", "basicsr.utils", "basicsr.metrics", "basicsr.utils.registry"]
-    saved = {n: sys.modules.get(n) for n in stub_names + list(_FILES)}
-    try:
-        for name in stub_names[:3]:
-            pkg = types.ModuleType(name)
-            pkg.__path__ = []  # a package, but one that finds nothing on its own
-            sys.modules[name] = pkg
-        registry = types.ModuleType("basicsr.utils.registry")
-        registry.METRIC_REGISTRY = _IdentityRegistry()
-        sys.modules["basicsr.utils.registry"] = registry
-        loaded = {}
-        for name, rel in _FILES.items():
-            spec = importlib.util.spec_from_file_location(name, os.path.join(folder, rel))
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            loaded[name.rsplit(".", 1)[1]] = module
-            if name == "basicsr.utils.color_util":  # metric_util does `from basicsr.utils import bgr2ycbcr`
-                sys.modules["basicsr.utils"].bgr2ycbcr = module.bgr2ycbcr
-        return types.SimpleNamespace(**loaded)
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    stubs = {name: types.ModuleType(name) for name in ("basicsr", "basicsr.utils", "basicsr.metrics")}
+    for pkg in stubs.values():
+        pkg.__path__ = []  # a package, but one that finds nothing on its own
+    stubs["basicsr.utils.registry"] = types.ModuleType("basicsr.utils.registry")
+    stubs["basicsr.utils.registry"].METRIC_REGISTRY = _IdentityRegistry()
+
+    def on_loaded(name, module):  # metric_util does `from basicsr.utils import bgr2ycbcr`
+        if name == "basicsr.utils.color_util":
+            stubs["basicsr.utils"].bgr2ycbcr = module.bgr2ycbcr
+
+    loaded = load_by_path(folder, _FILES, stubs, on_loaded)
+    return types.SimpleNamespace(**{name.rsplit(".", 1)[1]: module for name, module in loaded.items()})
 
 
 def basicsr_oracle() -> types.SimpleNamespace:

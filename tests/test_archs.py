@@ -1,7 +1,6 @@
 """Registered network architectures: shapes, parameter counts, BasicSR EDSR compatibility, options."""
 import math
 import os
-import sys
 
 import pytest
 import torch
@@ -11,8 +10,7 @@ from restore.archs.layers.sparse_group_conv import SparseGroupConv2d
 from restore.archs.layers.weight_norm import WeightNormConv2d
 from restore.utils.errors import OptionError
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-from _basicsr_files import basicsr_dir, load_basicsr_training  # noqa: E402  (BasicSR by file path)
+from restore.benchmark.basicsr_reference import basicsr_dir, load_basicsr_training  # BasicSR by file path
 
 # Tiny settings per arch, so every forward runs in milliseconds.
 TINY = {
@@ -149,7 +147,7 @@ def test_bicubic_equals_imresize():
 
 @pytest.fixture(scope="module")
 def basicsr_edsr():
-    """BasicSR 1.4.2's own EDSR, loaded by file path (scripts/_basicsr_files.py)."""
+    """BasicSR 1.4.2's own EDSR, loaded by file path (restore/benchmark/basicsr_reference.py)."""
     if basicsr_dir() is None:
         if os.environ.get("CI"):
             pytest.fail("CI is set but basicsr (the EDSR oracle) is not installed")

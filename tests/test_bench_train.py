@@ -12,7 +12,7 @@ from tests.tiny import load_script
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 bt = load_script("bench_train")
-from _basicsr_files import basicsr_dir, load_basicsr_training  # scripts/ is on sys.path now
+from restore.benchmark.basicsr_reference import basicsr_dir, load_basicsr_training
 
 
 @pytest.fixture(scope="module", autouse=True)

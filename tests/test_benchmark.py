@@ -46,7 +46,17 @@ def test_names_aliases_and_protocols():
     live1, classic5 = get_testset("LIVE1"), get_testset("Classic5")
     assert (live1.task, live1.color, classic5.color) == ("jpeg", "y", "gray")
     assert live1.dataset_options("/d", 10)["quality"] == 10
-    assert len(TESTSETS) == 12
+    assert len(TESTSETS) == 13
+
+
+def test_live1_rgb_reads_live1_images_as_colour_jpeg(tmp_path):
+    make_images(tmp_path / "LIVE1", n=1)
+    testset, folder = resolve_testset("LIVE1-RGB", str(tmp_path))
+    assert folder == str(tmp_path / "LIVE1") and testset.channels == 3
+    assert testset.dataset_options(folder, 10)["color"] == "rgb"
+    assert "colour JPEG" in testset.protocol() and "RGB" in testset.protocol()
+    with pytest.raises(RestoreError, match="looked for LIVE1 under"):
+        resolve_testset("LIVE1-RGB", str(tmp_path / "empty"))
 
 
 def test_resolve_alias_folder_and_hr_subfolder(tmp_path):

@@ -152,8 +152,12 @@ def test_exclude_leaves_named_images_out(folder, kind, extra):
     assert [d["key"] for d in build_dataset(dict(base, exclude=["b"]), "val")] == ["a", "c"]
     with pytest.raises(RestoreError, match=r"exclude: no image named 'bb'"):
         build_dataset(dict(base, exclude=["bb"]), "val")
-    with pytest.raises(RestoreError, match="leaves no image"):
+    with pytest.raises(RestoreError, match="leave no image"):
         build_dataset(dict(base, exclude=["a", "b", "c"]), "val")
+    # a held-back validation split: the same list as the training set's exclude
+    assert [d["key"] for d in build_dataset(dict(base, include=["c", "a"]), "val")] == ["a", "c"]
+    with pytest.raises(RestoreError, match=r"include: no image named 'z'"):
+        build_dataset(dict(base, include=["z"]), "val")
 
 
 # ---- JPEGDataset -------------------------------------------------------------------------------

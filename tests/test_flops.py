@@ -78,6 +78,19 @@ def test_cli_all_lists_every_arch(capsys):
     assert "| NSR | x2 | 4,877,812 |" in out and "| DnCNN | x1 |" in out
 
 
+def test_cli_all_writes_the_results_file(tmp_path, capsys):
+    """--out: the printed table, headed by the command and the machine (the file docs/nsr.md quotes)."""
+    path = tmp_path / "flops.md"
+    assert main(["--all", "--size", "16", "16", "--out", str(path)]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    text = path.read_text()
+    first = text.splitlines()[0]
+    assert first.startswith(f"Made by `restore-flops --all --size 16 16 --out {path}` on ")
+    assert [line for line in text.splitlines() if line.startswith("|")] == printed and len(printed) > 3
+    assert run_cli(main, ["--arch", "NSR", "--out", str(tmp_path / "x.md")]) == 2
+    assert not (tmp_path / "x.md").exists()
+
+
 def test_cli_errors_are_one_line(capsys):
     assert run_cli(main, ["--arch", "NSR", "--set", "num_blokc=3"]) == 2
     err = capsys.readouterr().err

@@ -186,6 +186,35 @@ def test_registered_model_runs_through_restore_infer(tmp_path, capsys):
         unregister_model("tiny-registered")
 
 
+def test_model_family_runs_gray_images_on_the_gray_member_and_rgb_on_the_colour_one(tmp_path, capsys):
+    gray_net, colour_net = tiny_edsr(1, num_in_ch=1, num_out_ch=1), tiny_edsr(2)
+    register_model("tiny-gray", {**EDSR_OPTS, "num_in_ch": 1, "num_out_ch": 1},
+                   save_ckpt(tmp_path, gray_net, "g.pth"), family="tiny-pair")
+    register_model("tiny-colour", EDSR_OPTS, save_ckpt(tmp_path, colour_net, "c.pth"), family="tiny-pair")
+    try:
+        rng = np.random.default_rng(0)
+        gray, rgb = rng.integers(0, 256, (8, 9, 1), np.uint8), rng.integers(0, 256, (8, 9, 3), np.uint8)
+        imwrite(tmp_path / "in" / "g.png", gray)
+        imwrite(tmp_path / "in" / "c.png", rgb)
+        assert run_cli(infer.main, ["--list-models"]) == 0
+        assert "gray: tiny-gray, colour: tiny-colour" in capsys.readouterr().out
+        assert run_cli(infer.main, ["--model", "tiny-pair", "-i", str(tmp_path / "in"),
+                                    "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'in' / 'g.png'}: gray image, tiny-gray" in err
+        assert f"{tmp_path / 'in' / 'c.png'}: colour image, tiny-colour" in err
+        assert_same_image(imread(tmp_path / "out" / "g.png"), expected_output(gray_net, gray, np.uint8))
+        assert_same_image(imread(tmp_path / "out" / "c.png"), expected_output(colour_net, rgb, np.uint8))
+        register_model("tiny-gray-2", {**EDSR_OPTS, "num_in_ch": 1, "num_out_ch": 1},
+                       str(tmp_path / "g.pth"), family="tiny-pair")
+        assert run_cli(infer.main, ["--model", "tiny-pair", "-i", str(tmp_path / "in"),
+                                    "-o", str(tmp_path / "out2")]) == 2
+        assert "tiny-gray and tiny-gray-2 both take 1-channel input" in capsys.readouterr().err
+    finally:
+        for name in ("tiny-gray", "tiny-colour", "tiny-gray-2"):
+            unregister_model(name)
+
+
 def test_ckpt_without_arch_and_two_sources_are_errors(tmp_path):
     ckpt = save_ckpt(tmp_path, tiny_edsr())
     with pytest.raises(RestoreError, match="also give --arch"):

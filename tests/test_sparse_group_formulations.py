@@ -9,6 +9,7 @@ from restore.archs import build_network
 from restore.archs.layers import sparse_group_conv as sgc
 from restore.archs.layers.sparse_group_conv import FORMULATIONS, SparseGroupConv2d, set_formulation
 from restore.utils.errors import OptionError
+from restore.utils.measured_choice import machine_id
 
 CL = torch.channels_last
 OTHERS = FORMULATIONS[1:]
@@ -18,7 +19,7 @@ OTHERS = FORMULATIONS[1:]
 def private_choices(tmp_path, monkeypatch):
     """Each test starts with no remembered choice and its own choices file."""
     monkeypatch.setenv(sgc.CACHE_ENV, str(tmp_path / "choices.json"))
-    monkeypatch.setattr(sgc, "_choices", {})
+    monkeypatch.setattr(sgc.CHOICES, "choices", {})
 
 
 def grads_of(formulation, layer, x, gates, grad_seed=0):
@@ -140,12 +141,12 @@ def test_auto_picks_the_fastest_once_per_shape_and_remembers_it(monkeypatch, tmp
     layer(x).sum().backward()  # the layer's forward uses the remembered choice
     assert calls == [(2, 4, 5, 5)]
     # a new process (empty in-process memory) reads the machine's choices file: same choice, no timing
-    sgc._choices.clear()
+    sgc.CHOICES.choices.clear()
     fake_times(monkeypatch, {"grouped": 1.0, "loop": 3.0, "unfold": 3.0, "fused": 3.0}, calls)
     assert sgc.choose_formulation(layer, x) == "loop"
     assert calls == [(2, 4, 5, 5)]
     stored = json.loads((tmp_path / "choices.json").read_text())
-    assert list(stored.values()) == ["loop"] and sgc.machine_id() in next(iter(stored))
+    assert list(stored.values()) == ["loop"] and machine_id() in next(iter(stored))
     # another shape is measured on its own
     assert sgc.choose_formulation(layer, torch.randn(3, 4, 5, 5)) == "grouped"
     assert calls == [(2, 4, 5, 5), (3, 4, 5, 5)]

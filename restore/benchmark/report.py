@@ -113,8 +113,9 @@ def score_tables(results: list[SetResult]) -> list[str]:
     return lines
 
 
-def to_markdown(results, models, not_run) -> str:
-    lines = ["# Benchmark", "", "PSNR (dB) / SSIM. Protocols:", ""]
+def to_markdown(results, models, not_run, header: str | None = None) -> str:
+    """`header`, when given, is the first line (the command and the machine: restore.utils.machine.made_by)."""
+    lines = ([header, ""] if header else []) + ["# Benchmark", "", "PSNR (dB) / SSIM. Protocols:", ""]
     seen = set()
     for r in results:
         if r.testset.name not in seen:

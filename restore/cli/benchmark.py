@@ -21,6 +21,7 @@ of a 1280x720 output; CPU latency is the median of --latency-runs forwards of a 
 """
 import argparse
 import os
+import shlex
 import sys
 
 import torch
@@ -35,6 +36,7 @@ from restore.inference.setup import prepare_net, prepare_process
 from restore.models.base_model import select_device
 from restore.utils.errors import OptionError
 from restore.utils.img_io import atomic_write_bytes
+from restore.utils.machine import made_by
 from restore.utils.paths import find_data_root
 
 
@@ -133,7 +135,7 @@ def main(argv) -> int:
     atomic_write_bytes(os.path.join(args.output, "results.json"),
                        to_json(results, models, not_run, settings, args.output).encode())
     atomic_write_bytes(os.path.join(args.output, "results.csv"), to_csv(results, models).encode())
-    md = to_markdown(results, models, not_run)
+    md = to_markdown(results, models, not_run, made_by(shlex.join(["restore-bench", *argv])))
     atomic_write_bytes(os.path.join(args.output, "results.md"), md.encode())
     if not args.no_html:
         os.makedirs(report_dir, exist_ok=True)

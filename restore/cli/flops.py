@@ -4,6 +4,7 @@
     restore-flops --arch EDSR --set upscale=4 --set conv.type=sparse_group
     restore-flops -opt options/train/<file>.yml                 # reads its network_g
     restore-flops --all                                         # every registered arch, x2 where it applies
+    restore-flops --all --out results/nsr/flops.md              # the same table as a results file
 
 MACs = FLOPs / 2 (the unit SR papers call "FLOPs"), counted by PyTorch's FlopCounterMode on one
 eval-mode forward: convolutions (per-sample dynamic ones included), matrix products (gate MLPs,
@@ -14,11 +15,14 @@ By default the input is the low-resolution image of a 1280x720 output, so per-im
 import argparse
 import inspect
 import os
+import shlex
 
 from restore.archs import ARCH_REGISTRY
 from restore.cli.common import entry
 from restore.utils.errors import OptionError
 from restore.utils.flops import OUTPUT_720P, count_macs, input_shape_for_output
+from restore.utils.img_io import atomic_write_bytes
+from restore.utils.machine import made_by
 from restore.utils.options import load_options, merge, network_overrides
 
 ALL_SCALE = 2
@@ -37,6 +41,9 @@ def build_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a network_g key, e.g. --set upscale=2 or --set conv.type=sparse_group "
                         "(value read as YAML; repeatable)")
+    p.add_argument("--out", metavar="FILE",
+                   help="with --all: also write the table to FILE, headed by the command and the machine "
+                        "(the results file docs/nsr.md quotes)")
     p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
                    help="input (low-resolution) height and width; default: the input of a 1280x720 output")
     return p
@@ -94,6 +101,10 @@ def table(size=None) -> str:
     return "\n".join(rows)
 
 
+NOTE = ("MACs = FLOPs / 2: convolutions, matrix products and average pooling "
+        "(biases, activations and additions not counted).")
+
+
 def split_opt_args(values):
     """-opt/--opt values: option files, and KEY=VALUE overrides (those with '=' that are no file)."""
     files = [v for v in values if "=" not in v or os.path.isfile(v)]
@@ -109,16 +120,22 @@ def main(argv) -> int:
     if len(chosen) != 1 or len(files) > 1:
         raise OptionError("give exactly one of --arch NAME, -opt FILE or --all")
     args.opt_file = files[0] if files else None
+    if args.out and not args.all:
+        raise OptionError("--out writes the --all table; give --all")
     if args.all:
         if args.set:
             raise OptionError("--set applies to one network (--arch or -opt), not to --all")
-        print(table(args.size))
+        text = table(args.size)
+        print(text)
+        if args.out:
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            header = made_by(shlex.join(["restore-flops", *argv]))
+            atomic_write_bytes(args.out, f"{header}\n\n{text}\n\n{NOTE}\n".encode())
     else:
         net_opt = {"type": args.arch} if args.arch else network_from_file(args.opt_file)
         net_opt = merge(net_opt, network_overrides(args.set, "--set"))
         print(describe(net_opt["type"], measure(net_opt, args.size)))
-    print("MACs = FLOPs / 2: convolutions, matrix products and average pooling "
-          "(biases, activations and additions not counted).")
+    print(NOTE)
     return 0
 
 

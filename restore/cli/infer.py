@@ -4,11 +4,13 @@
     restore-infer --ckpt net_g_latest.pth --arch NSR --arch-opt upscale=2 -i 'shots/*.png' -o out/ --tile 256
     restore-infer --model nsr_sr_x4 -i photo.png -o out/ --ensemble --suffix _x4
     restore-infer --model nsr_dn_gray_blind -i scans/ -o clean/      # gray denoiser, any sigma 0-55
+    restore-infer --model nsr_dn_blind -i photos/ -o clean/   # gray images: the gray model, RGB: the colour one
     restore-infer --list-models                                      # the shipped models and yours
 
 The network comes from an option file (network_g + path.pretrain_network_g), a checkpoint plus its
 arch, or a named model: one shipped with restore (--list-models; cards in docs/zoo/) or yours
-($RESTORE_ZOO). Inputs are files, folders or glob patterns. Gray, RGB and RGBA
+($RESTORE_ZOO). A model family (nsr_dn_blind, nsr_jpeg_blind) runs each image through its gray or
+its colour member, by the image's channels, and says which. Inputs are files, folders or glob patterns. Gray, RGB and RGBA
 images and 16-bit images keep their mode and depth; the alpha plane is upscaled with bicubic (or with
 --alpha model). --tile runs the net on tiles with --tile-pad pixels of context each, so huge images
 fit in memory; a forward that runs out of memory is retried in tiles (halved until it fits, the tile
@@ -25,9 +27,10 @@ import torch
 
 from restore.cli.common import entry
 from restore.inference.loading import load_model
-from restore.inference.runner import Settings, check_output_folder, collect_inputs, plan_jobs, run_jobs
+from restore.inference.runner import (Member, Settings, check_output_folder, collect_inputs, plan_jobs,
+                                     run_jobs)
 from restore.inference.setup import prepare_net, prepare_process
-from restore.inference.zoo import ZOO_ENV, zoo_entries
+from restore.inference.zoo import ZOO_ENV, family_members, zoo_entries
 from restore.models.base_model import select_device
 from restore.utils.errors import OptionError
 
@@ -85,7 +88,22 @@ def list_models() -> int:
         print(f"no named models; list your own in a YAML file named by ${ZOO_ENV}")
     for name, e in entries.items():
         print(f"{name:24s} {e.task:8s} {e.network_g.get('type', '?'):8s} {e.description}")
+    for family in sorted({e.family for e in entries.values() if e.family}):
+        members = family_members(family)
+        print(f"{family:24s} {'family':8s} {'':8s} "
+              + ", ".join(f"{'gray' if c == 1 else 'colour'}: {e.name}" for c, e in sorted(members.items())))
     return 0
+
+
+def load_members(args) -> tuple[list[Member], int]:
+    """The network(s) to run: one for every image, or, for a model family, each of its members."""
+    members = family_members(args.model) if args.model and args.model not in zoo_entries() else {}
+    names = [e.name for _, e in sorted(members.items())] or [None]
+    loaded = [load_model(args.opt, args.ckpt, args.arch, args.arch_opt, name or args.model, args.param_key,
+                         data_root=args.data_root) for name in names]
+    if len({m.scale for m in loaded}) > 1:
+        raise OptionError(f"--model {args.model}: its members differ in scale")
+    return [Member(m.net, m.in_channels, name or m.label) for m, name in zip(loaded, names)], loaded[0].scale
 
 
 @torch.no_grad()  # inference only; restores the grad mode for callers (tests, notebooks)
@@ -105,13 +123,13 @@ def main(argv) -> int:
         raise OptionError(f"--tile-pad: must be >= 0, got {args.tile_pad}")
     jobs = plan_jobs(collect_inputs(args.input), args.output, args.suffix, args.ext)
     check_output_folder(args.output)  # a file, or a folder we cannot write: one error, before any work
-    model = load_model(args.opt, args.ckpt, args.arch, args.arch_opt, args.model, args.param_key,
-                       data_root=args.data_root)
+    members, scale = load_members(args)
     device = select_device({"device": args.device})
     prepare_process(args.threads)
-    prepare_net(model.net, device)
+    for member in members:
+        prepare_net(member.net, device)
     settings = Settings(args.tile, args.tile_pad, args.ensemble, args.alpha, device, args.max_pixels)
-    skipped = run_jobs(model.net, model.in_channels, model.scale, jobs, settings, not args.no_progress)
+    skipped = run_jobs(members, scale, jobs, settings, not args.no_progress)
     done = len(jobs) - len(skipped)
     print(f"{done} of {len(jobs)} image(s) written to {args.output}", file=sys.stderr)
     if skipped:

@@ -78,11 +78,14 @@ class GTOnlyDataset(BaseDataset):
 
     `load_gt` gives the GT in the dataset's colour mode: a random `gt_size` patch under a random
     dihedral transform in training, the whole image otherwise. `exclude` names images (keys: file
-    stems) left out, e.g. training images that overlap a test set (found with restore-leaks).
+    stems) left out, e.g. training images that overlap a test set (found with restore-leaks);
+    `include` keeps only the images it names, e.g. a validation split held back from the training
+    folder with the same list as the training set's `exclude`.
     """
 
     def __init__(self, name: str, phase: str, color: str, dataroot_gt, io_backend: dict | None,
-                 gt_size: int | None, use_hflip: bool, use_rot: bool, exclude: list[str] | None = None):
+                 gt_size: int | None, use_hflip: bool, use_rot: bool, exclude: list[str] | None = None,
+                 include: list[str] | None = None):
         super().__init__(name, phase, color)
         if self.is_train and not gt_size:
             raise RestoreError(f"datasets.{phase}.gt_size: required for training")
@@ -90,13 +93,16 @@ class GTOnlyDataset(BaseDataset):
         self.use_hflip, self.use_rot = use_hflip, use_rot
         self.gt_db = self.open(dataroot_gt, io_backend, "dataroot_gt")
         self._keys = self.gt_db.keys()
-        missing = sorted(set(exclude or ()) - set(self._keys))
-        if missing:
-            raise RestoreError(f"datasets.{phase}.exclude: no image named '{missing[0]}' in {self.gt_db.location}")
+        for option, names in (("exclude", exclude), ("include", include)):
+            missing = sorted(set(names or ()) - set(self._keys))
+            if missing:
+                raise RestoreError(f"datasets.{phase}.{option}: no image named '{missing[0]}' in {self.gt_db.location}")
+        if include is not None:
+            self._keys = [k for k in self._keys if k in set(include)]
         self._keys = [k for k in self._keys if k not in set(exclude or ())]
         self.stored_channels: dict[str, int] = {}
         if not self._keys:
-            raise RestoreError(f"datasets.{phase}.exclude: leaves no image in {self.gt_db.location}")
+            raise RestoreError(f"datasets.{phase}: exclude/include leave no image in {self.gt_db.location}")
 
     def keys(self):
         return self._keys

@@ -6,6 +6,7 @@
               CBSD68 Kodak24 McMaster (colour)      RGB PSNR/SSIM
     JPEG      LIVE1 (Y), Classic5 (gray)            Y or gray JPEG (OpenCV) at quality q, PSNR/SSIM
                                                     on that one channel
+              LIVE1-RGB (colour, LIVE1's images)    colour JPEG (OpenCV, 4:2:0) at quality q, RGB PSNR/SSIM
 
 A set lives in `<data root>/<Name>` (or one of its aliases, case-insensitively; a folder whose
 images are in an `HR` or `GT` subfolder works too). `dataset_options` gives the `datasets.<phase>`
@@ -37,6 +38,11 @@ class TestSet:
     images: int                          # how many images the standard set has
     aliases: tuple[str, ...] = ()
     note: str = ""
+    folder: str = ""                     # the images of another set, under another protocol
+
+    @property
+    def folder_names(self) -> tuple[str, ...]:
+        return (self.folder,) if self.folder else (self.name, *self.aliases)
 
     @property
     def channels(self) -> int:
@@ -61,6 +67,8 @@ class TestSet:
         if self.task == "denoise":
             return (f"GT + Gaussian noise of sigma/255 (seeded per image, not clipped); "
                     f"PSNR/SSIM on {'RGB' if self.color == 'rgb' else 'gray'}")
+        if self.color == "rgb":
+            return "colour JPEG-compressed at quality q (OpenCV, 4:2:0 chroma); PSNR/SSIM on RGB"
         return (f"{'Y channel (BT.601)' if self.color == 'y' else 'gray'} JPEG-compressed at quality q "
                 f"(OpenCV); PSNR/SSIM on that channel")
 
@@ -91,6 +99,7 @@ TESTSETS = {t.name: t for t in (
             note="full-size 768x512 images (FFDNet's Kodak24 uses 500x500 centre crops)"),
     TestSet("McMaster", "denoise", "rgb", 18, ("McM", "Set18")),
     TestSet("LIVE1", "jpeg", "y", 29),
+    TestSet("LIVE1-RGB", "jpeg", "rgb", 29, folder="LIVE1"),
     TestSet("Classic5", "jpeg", "gray", 5),
 )}
 
@@ -113,8 +122,8 @@ def find_testset(testset: TestSet, data_root: Optional[str]) -> Optional[str]:
     """The folder holding the set's GT images under `data_root`, or None."""
     if not data_root or not os.path.isdir(data_root):
         return None
-    wanted = {n.lower() for n in (testset.name, *testset.aliases)}
-    names = sorted(os.listdir(data_root), key=lambda n: (n != testset.name, n))
+    wanted = {n.lower() for n in testset.folder_names}
+    names = sorted(os.listdir(data_root), key=lambda n: (n != testset.folder_names[0], n))
     for entry in names:
         if entry.lower() not in wanted:
             continue
@@ -131,10 +140,10 @@ def resolve_testset(name: str, data_root: Optional[str] = None) -> tuple[TestSet
     root = find_data_root(data_root)
     folder = find_testset(testset, root)
     if folder is None:
-        looked = "/".join((testset.name, *testset.aliases))
+        looked = "/".join(testset.folder_names)
         where = root if root else "no data root (pass --data-root or set RESTORE_DATA_ROOT)"
         raise RestoreError(f"{testset.name}: test set not found: looked for {looked} under {where}; "
-                           + how_to_get(testset.name, root))
+                           + how_to_get(testset.folder_names[0], root))
     return testset, folder
 
 

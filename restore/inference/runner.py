@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, replace
-from typing import Callable, Literal, Optional
+from typing import Callable, Literal, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -241,9 +241,25 @@ def restore_fitting(net: Callable, img: np.ndarray, net_channels: int, scale: in
         tile = smaller
 
 
-def run_jobs(net: Callable, net_channels: int, scale: int, jobs: list[Job], settings: Settings,
+@dataclass(frozen=True)
+class Member:
+    """A network restore-infer may run: the net, the channels it takes, its name for messages."""
+    net: Callable
+    channels: int
+    label: str
+
+
+def pick_member(members: Sequence[Member], img: np.ndarray) -> Member:
+    """The member taking the image's channels (gray: 1; RGB and RGBA: 3), else the first one (its
+    channels are then adapted as `adapt_channels` says)."""
+    channels = 1 if img.ndim == 2 or img.shape[2] == 1 else 3
+    return next((m for m in members if m.channels == channels), members[0])
+
+
+def run_jobs(members: Sequence[Member], scale: int, jobs: list[Job], settings: Settings,
              progress: bool = True) -> list[tuple[str, str]]:
-    """Process every job; returns [(input, reason)] for the files that were skipped."""
+    """Process every job, each image through `pick_member`'s network (with more than one member,
+    each image's line says which); returns [(input, reason)] for the files that were skipped."""
     skipped = []
     bar = tqdm(jobs, unit="img", desc="restore", disable=not progress, file=sys.stderr)
     for job in bar:
@@ -251,7 +267,11 @@ def run_jobs(net: Callable, net_channels: int, scale: int, jobs: list[Job], sett
         try:
             img = imread(job.src)
             check_format(img, job.dst)
-            out = restore_fitting(net, img, net_channels, scale, settings, progress,
+            member = pick_member(members, img)
+            if len(members) > 1:
+                kind = "gray" if member.channels == 1 else "colour"
+                tqdm.write(f"{job.src}: {kind} image, {member.label}", file=sys.stderr)
+            out = restore_fitting(member.net, img, member.channels, scale, settings, progress,
                                   note=lambda line: tqdm.write(f"{job.src}: {line}", file=sys.stderr))
             imwrite(job.dst, out)
         except (RestoreError, MemoryError, torch.OutOfMemoryError) as e:

@@ -10,6 +10,10 @@ checked before loading). Entries come from three places, later ones overriding e
    card: file, options: file}` with file paths relative to the YAML file;
 3. `register_model(...)` calls from Python.
 
+An entry may name a `family`: models of one task that differ only in the channels they take (the
+gray and the colour denoiser). `restore-infer --model FAMILY` runs each image through the member
+that fits it, a gray image through the 1-channel model and an RGB image through the 3-channel one.
+
 From Python: `restore.inference.load_model(model="nsr_sr_x2").net` is the eval-mode network.
 """
 import hashlib
@@ -24,7 +28,7 @@ from restore.utils.yaml_io import load_yaml
 ZOO_ENV = "RESTORE_ZOO"
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 BUILTIN_LIST = os.path.join(WEIGHTS_DIR, "zoo.yml")
-ENTRY_KEYS = {"network_g", "weights", "task", "description", "sha256", "card", "options"}
+ENTRY_KEYS = {"network_g", "weights", "task", "description", "sha256", "card", "options", "family"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class ZooEntry:
     origin: str = field(default="", compare=False)   # where the entry was defined, for messages
     card: str = ""                    # the model card (Markdown), relative to the repository
     options: str = ""                 # the training option file that reproduces the weights
+    family: str = ""                  # models of one task that differ only in their input channels
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.network_g.get("num_in_ch", 3))
 
 
 _registered: dict[str, ZooEntry] = {}
@@ -60,7 +69,7 @@ def _entry(name: str, block, base_dir: str, origin: str) -> ZooEntry:
         weights = os.path.normpath(os.path.join(base_dir, weights))
     return ZooEntry(name, dict(block["network_g"]), weights, str(block.get("task") or ""),
                     str(block.get("description") or ""), block.get("sha256"), origin,
-                    str(block.get("card") or ""), str(block.get("options") or ""))
+                    str(block.get("card") or ""), str(block.get("options") or ""), str(block.get("family") or ""))
 
 
 def _from_yaml(path: str) -> dict[str, ZooEntry]:
@@ -75,10 +84,10 @@ def _from_yaml(path: str) -> dict[str, ZooEntry]:
 
 
 def register_model(name: str, network_g: dict, weights: str, task: str = "", description: str = "",
-                   sha256: Optional[str] = None) -> ZooEntry:
+                   sha256: Optional[str] = None, family: str = "") -> ZooEntry:
     """Add (or replace) a named model for this process."""
     block = {"network_g": network_g, "weights": os.path.abspath(weights), "task": task,
-             "description": description, "sha256": sha256}
+             "description": description, "sha256": sha256, "family": family}
     entry = _entry(name, block, os.getcwd(), "register_model")
     _registered[name] = entry
     return entry
@@ -97,11 +106,27 @@ def zoo_entries() -> dict[str, ZooEntry]:
     return dict(sorted(entries.items()))
 
 
+def family_members(name: str) -> dict[int, ZooEntry]:
+    """{input channels: entry} of the family `name` ({} when no model names that family); two members
+    taking the same channels are an error, since restore-infer could not choose between them."""
+    members: dict[int, ZooEntry] = {}
+    for entry in zoo_entries().values():
+        if entry.family != name:
+            continue
+        if entry.in_channels in members:
+            raise RestoreError(f"--model {name}: {members[entry.in_channels].name} and {entry.name} both take "
+                               f"{entry.in_channels}-channel input")
+        members[entry.in_channels] = entry
+    return members
+
+
 def get_zoo_entry(name: str) -> ZooEntry:
     entries = zoo_entries()
     if name not in entries:
-        known = ", ".join(entries) if entries else f"none (list your own in ${ZOO_ENV})"
-        raise RestoreError(f"--model {name}: unknown model{did_you_mean(name, entries)}; known: {known}")
+        families = {e.family for e in entries.values() if e.family}
+        known = ", ".join([*entries, *sorted(families)]) if entries else f"none (list your own in ${ZOO_ENV})"
+        raise RestoreError(f"--model {name}: unknown model{did_you_mean(name, [*entries, *families])}; "
+                           f"known: {known}")
     return entries[name]
 
 

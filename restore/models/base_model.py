@@ -1,5 +1,6 @@
 """What every trainable model shares: device, optimizer, lr schedule, EMA, checkpoints, DDP."""
 import copy
+import logging
 import os
 
 import torch
@@ -7,10 +8,11 @@ from torch import nn
 
 from restore.archs import build_network
 from restore.models.lr_scheduler import build_scheduler, lr_factor
-from restore.models.memory_format import set_memory_format, use_channels_last
+from restore.models.memory_format import choose_channels_last, set_memory_format, use_channels_last
 from restore.utils.checkpoint import load_network, save_atomic, save_network_file
 from restore.utils.dist import get_dist_info
 from restore.utils.errors import OptionError
+from restore.utils.experiment import LOGGER_NAME
 from restore.utils.registry import OPTIMIZER_REGISTRY, check_kwargs
 from restore.utils.rng import get_rng_state, set_rng_state
 
@@ -69,14 +71,14 @@ class BaseModel:
         else:
             self.net_g = build_network(opt["network_g"]).to(self.device)
         self.notes: list[str] = []  # for the training log, which is opened after the model is built
-        if self.is_train:
+        if self.is_train:  # None: `auto` on the CPU, timed at the first training step
             self.channels_last, why = use_channels_last(opt["train"]["channels_last"], self.net_g, self.device)
             self.notes.append(why)
         else:  # inference: channels_last on the CPU (batch 1 folds nothing)
             self.channels_last = self.device.type == "cpu"
         # batch-1 inference is faster in channels_last on the CPU for every net (memory_format.py)
-        self.infer_channels_last = self.channels_last or self.device.type == "cpu"
-        set_memory_format(self.net_g, self.channels_last)
+        self.infer_channels_last = bool(self.channels_last) or self.device.type == "cpu"
+        set_memory_format(self.net_g, bool(self.channels_last))
         path = opt["path"]
         if path.get("pretrain_network_g") and opt["network_g"].get("type") != "auto":
             kept = load_network(self.net_g, path["pretrain_network_g"], path["param_key_g"], path["strict_load_g"])
@@ -86,6 +88,18 @@ class BaseModel:
         self.net_g_ema = None
         if self.is_train:
             self._init_training()
+
+    def decide_memory_format(self, shape) -> None:
+        """`train.channels_last: auto` on the CPU: time both formats on the first batch's shape (rank 0
+        times, every rank follows) and log the choice."""
+        choice = [None, ""]
+        if self.rank == 0:
+            choice = list(choose_channels_last(self.net_g, shape, self.amp_dtype))
+        if self.world_size > 1:
+            torch.distributed.broadcast_object_list(choice, src=0)
+        self.channels_last = choice[0]
+        if self.rank == 0:
+            logging.getLogger(LOGGER_NAME).info(choice[1])
 
     # --- training set-up ---------------------------------------------------------------------
     def _init_training(self):

@@ -37,6 +37,8 @@ class SRModel(BaseModel):
 
     # --- one training step ---------------------------------------------------------------------
     def optimize_parameters(self, batch: dict) -> dict:
+        if self.channels_last is None:
+            self.decide_memory_format(tuple(batch["lq"].shape))
         set_memory_format(self.net_g, self.channels_last)  # back from validation's format
         lq, gt = self.to_device(batch["lq"]), self.to_device(batch["gt"])
         self.optimizer.zero_grad(set_to_none=True)

@@ -22,13 +22,9 @@ gradients to float rounding, tests/test_sparse_group_formulations.py), at differ
              the backward goes from the conv's weight gradient straight to the gate, candidate and
              gate-Linear gradients, and adds the pooling's gradient into the input's in place
     auto     per input shape, the fastest of these, measured once per shape and machine and
-             cached (restore/archs/layers/formulation_cache.py)
+             cached (restore/utils/measured_choice.py)
 """
 import copy
-import functools
-import json
-import os
-import tempfile
 import time
 from typing import Literal, Optional
 
@@ -38,8 +34,7 @@ from torch.nn import functional as F
 
 from restore.archs.layers.conv_factory import CONV_VARIANTS, ConvVariant
 from restore.archs.layers.weight_norm import normalised_weight, reset_conv_parameters
-from restore.utils.img_io import current_umask
-from restore.utils.machine import cpu_model
+from restore.utils.measured_choice import ChoiceCache, machine_id
 
 GateType = Literal["softmax", "sigmoid", "gumbel"]
 Formulation = Literal["auto", "grouped", "loop", "unfold", "fused"]
@@ -291,49 +286,11 @@ def apply_formulation(formulation: str, x: torch.Tensor, gates: torch.Tensor, ca
 # --- formulation: auto --------------------------------------------------------------------------
 # Which formulation is fastest depends on the CPU, the shape, the memory format and the dtype, so
 # `auto` times them all once per shape (a training step's forward + backward of this one layer, on
-# random data from a private generator: the global RNG stream is untouched) and keeps the fastest:
-# in this process, and in a JSON file keyed by the machine, so that every later run on the machine
-# makes the same choice. Only training measures: without gradients (validation, inference, batch 1)
-# `auto` is the reference, whose inference speed the inference paths were tuned for.
-_choices: dict = {}
-
-
-@functools.lru_cache(maxsize=1)
-def machine_id() -> str:
-    """CPU model, torch version and thread count: what a measured choice is valid for."""
-    return f"{cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def cache_path() -> Optional[str]:
-    """The choices file: $RESTORE_SPARSE_GROUP_CACHE ('off': none), else ~/.cache/restore/."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return None if env == "off" else env
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "restore", "sparse_group_formulations.json")
-
-
-def _load_choices(path: str) -> dict:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _store_choice(path: str, key: str, choice: str) -> None:
-    """Read-modify-write, replaced atomically; a cache that cannot be written is only a cache."""
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        data = {**_load_choices(path), key: choice}
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
-        os.replace(tmp, path)
-    except OSError:
-        pass
+# random data from a private generator: the global RNG stream is untouched) and keeps the fastest,
+# per machine (restore/utils/measured_choice.py). Only training measures: without gradients
+# (validation, inference, batch 1) `auto` is the reference, whose inference speed the inference
+# paths were tuned for.
+CHOICES = ChoiceCache(CACHE_ENV, "sparse_group_formulations.json")
 
 
 def shape_key(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
@@ -377,19 +334,12 @@ def choose_formulation(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
     """What `auto` runs for `layer` on `x` (see above)."""
     if x.shape[0] == 1 or not torch.is_grad_enabled() or torch.compiler.is_compiling():
         return FORMULATIONS[0]
-    key = shape_key(layer, x)
-    choice = _choices.get(key)
-    if choice is None:
-        path = cache_path()
-        choice = _load_choices(path).get(key) if path else None
-        if choice not in FORMULATIONS:
-            with torch.enable_grad():
-                times = measure_formulations(layer, x)
-            choice = min(FORMULATIONS, key=times.__getitem__)  # ties: the first listed
-            if path:
-                _store_choice(path, key, choice)
-        _choices[key] = choice
-    return choice
+
+    def measure():
+        with torch.enable_grad():
+            return measure_formulations(layer, x)
+
+    return CHOICES.choose(shape_key(layer, x), FORMULATIONS, measure)
 
 
 def one_hot_over_groups(logits: torch.Tensor) -> torch.Tensor:

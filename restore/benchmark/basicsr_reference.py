@@ -7,7 +7,8 @@ models/base_model.py, models/sr_model.py, utils/registry.py, utils/dist_util.py 
 their real module names. Stub modules stand in for torchvision, basicsr.ops.dcn, basicsr.utils,
 basicsr.archs (build_network), basicsr.losses (build_loss) and basicsr.metrics while loading, and
 are removed from sys.modules afterwards: the loaded classes keep working through their own globals,
-and nothing called `basicsr` is left behind. Not part of the restore package (benchmark helper).
+and nothing called `basicsr` is left behind. Used by scripts/bench_train.py (restore's step beside
+BasicSR's) and by the tests, which score restore against these files as an independent oracle.
 """
 import importlib.util
 import logging
@@ -89,6 +90,35 @@ def _stubs(build_network, build_loss) -> dict:
     return mods
 
 
+def load_by_path(folder: str, files: dict, stubs: dict, on_loaded=None) -> dict:
+    """{module name: module} of `files` ({module name: path under folder}), executed in order under
+    their real names with `stubs` ({name: module}) standing in for what they import; sys.modules is
+    as before afterwards, so nothing called `basicsr` is left behind. `on_loaded(name, module)` runs
+    after each file (e.g. to place a function a later file imports from its parent package)."""
+    names = list(stubs) + list(files)
+    saved = {n: sys.modules.get(n) for n in names}
+    loaded = {}
+    try:
+        sys.modules.update(stubs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # distutils deprecation and the like
+            for name, rel in files.items():
+                spec = importlib.util.spec_from_file_location(name, os.path.join(folder, rel))
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+                loaded[name] = module
+                if on_loaded is not None:
+                    on_loaded(name, module)
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return loaded
+
+
 def load_basicsr_training(extra_archs: dict | None = None) -> types.SimpleNamespace:
     """BasicSR's EDSR, L1Loss, SRModel, lr_scheduler and the registries, loaded by file path.
 
@@ -113,27 +143,11 @@ def load_basicsr_training(extra_archs: dict | None = None) -> types.SimpleNamesp
         opt = dict(opt)
         return loaded["basicsr.utils.registry"].LOSS_REGISTRY.get(opt.pop("type"))(**opt)
 
-    stubs = _stubs(build_network, build_loss)
-    names = list(stubs) + list(_FILES)
-    saved = {n: sys.modules.get(n) for n in names}
-    try:
-        sys.modules.update(stubs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # distutils deprecation and the like
-            for name, rel in _FILES.items():
-                spec = importlib.util.spec_from_file_location(name, os.path.join(folder, rel))
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module
-                spec.loader.exec_module(module)
-                loaded[name] = module
-                parent, _, child = name.rpartition(".")
-                setattr(sys.modules[parent], child, module)  # `from basicsr.models import lr_scheduler`
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    def link(name, module):  # `from basicsr.models import lr_scheduler` finds the loaded module
+        parent, _, child = name.rpartition(".")
+        setattr(sys.modules[parent], child, module)
+
+    loaded.update(load_by_path(folder, _FILES, _stubs(build_network, build_loss), link))
     registry = loaded["basicsr.utils.registry"]
     return types.SimpleNamespace(
         folder=folder,
