@@ -24,7 +24,8 @@ quickstart: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# Everything but the `slow`-marked tests (torchrun, the soak, Chromium, long subprocesses).
+# Everything but the `slow`-marked tests (torchrun, the soak, Chromium, subprocess trainings, full
+# test-set protocol runs): under 2 minutes is the goal on an idle 2-core machine.
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
 

@@ -40,6 +40,7 @@ def test_the_corpus_is_big_enough(corpus):
     assert len(manifest["images"]) + len(manifest["lmdb"]) >= 40 and len(bad) >= 30
 
 
+@pytest.mark.slow
 def test_restore_infer_over_the_corpus(corpus, tmp_path):
     folder, manifest = corpus
     ckpt = tmp_path / "net.pth"
@@ -66,6 +67,7 @@ def test_restore_infer_over_the_corpus(corpus, tmp_path):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_restore_test_over_the_corpus(corpus, tmp_path, workers):
     folder, _ = corpus
     opt = {"name": "corpus", "scale": 2, "device": "cpu",
@@ -84,6 +86,7 @@ def test_restore_test_over_the_corpus(corpus, tmp_path, workers):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_restore_train_over_the_corpus_images(corpus, tmp_path, workers):
     folder, _ = corpus
     opt = train_options(tmp_path)
@@ -96,6 +99,7 @@ def test_restore_train_over_the_corpus_images(corpus, tmp_path, workers):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_restore_train_over_each_bad_lmdb(corpus, tmp_path, workers):
     folder, manifest = corpus
     for name in manifest["lmdb"]:

@@ -133,7 +133,9 @@ def test_bench_nsr_train_runs_every_formulation_on_the_same_steps(one_thread, mo
 def test_bench_layouts_measures_both_formats_and_reports_the_auto_choice(one_thread):
     bl = load_script("bench_layouts")
     dncnn, nsr = bl.measure("DnCNN", rounds=1), bl.measure("NSR-DN", rounds=1)
-    assert dncnn["auto"] == "channels_last" and nsr["auto"] == "NCHW"
+    # what restore-train picks here: timed once per net and shape on this machine, then remembered
+    assert {dncnn["auto"], nsr["auto"]} <= {"channels_last", "NCHW"}
+    assert bl.measure("DnCNN", rounds=1)["auto"] == dncnn["auto"]
     for r in (dncnn, nsr):
         assert all(r[k] > 0 for k in ("cpu_nchw", "cpu_cl", "wall_nchw", "wall_cl"))
         assert r["speedup_cpu"] == r["cpu_nchw"] / r["cpu_cl"]

@@ -88,6 +88,7 @@ def test_default_modes_differ_from_sdnet_from_the_third_step_on():
         assert (diff == 0.0) == same, (n_iter, diff)
 
 
+@pytest.mark.slow
 def test_power_iteration_is_size_dependent_and_below_the_bound():
     torch.manual_seed(3)
     layer = CSCConv2d(2, 6, 3, step="sdnet").double().eval()

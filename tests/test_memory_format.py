@@ -143,3 +143,25 @@ def test_an_nchw_trained_net_validates_in_channels_last_and_trains_on_unchanged(
     assert any(weight is p for p in a.optimizer.param_groups[0]["params"]) and weight.is_contiguous()
     for (k, pa), pb in zip(a.net_g.state_dict().items(), b.net_g.state_dict().values()):
         assert torch.equal(pa, pb), k
+
+
+def test_a_resumed_run_keeps_the_format_it_trained_in(tmp_path, monkeypatch, private_choices):
+    """The format is part of the training state: resuming where the cache is gone (another machine,
+    a cleared home folder) still sums in the same order."""
+    from restore.utils.checkpoint import load_safely
+    calls = []
+    fake_timings(monkeypatch, {"channels_last": 2.0, "nchw": 1.0}, calls)
+    model = _model(tmp_path, "first", network_g=EDSR)
+    model.optimize_parameters({"lq": torch.rand(4, 3, 8, 8), "gt": torch.rand(4, 3, 16, 16)})
+    (tmp_path / "models").mkdir()
+    (tmp_path / "states").mkdir()
+    model.save(str(tmp_path / "models"), str(tmp_path / "states"), 1, 0, {})
+    private_choices.unlink()
+    memory_format.CHOICES.choices.clear()
+    fake_timings(monkeypatch, {"channels_last": 1.0, "nchw": 2.0}, calls)
+    resumed = _model(tmp_path, "resumed", network_g=EDSR)
+    resumed.resume(load_safely(str(tmp_path / "states" / "1.state")), str(tmp_path / "models" / "net_g_1.pth"))
+    resumed.optimize_parameters({"lq": torch.rand(4, 3, 8, 8), "gt": torch.rand(4, 3, 16, 16)})
+    assert resumed.channels_last is False and resumed.net_g.conv_first.weight.is_contiguous()
+    assert "train.channels_last: auto -> nchw (the resumed run's format)" in resumed.notes
+    assert calls == [(4, 3, 8, 8)]  # nothing timed for the resumed run

@@ -120,6 +120,7 @@ def test_bicubic_output_literature_never_quantises_the_lr():
 
 
 @pytest.mark.parametrize("name", ["Set5", "Set14"])
+@pytest.mark.slow
 def test_literature_protocol_reproduces_published_bicubic_rows(data_root, name):
     for scale in (2, 3, 4):
         lit = bicubic_scores(os.path.join(data_root, name), scale, "literature", ssim=False)["mean"]["psnr"]
@@ -133,6 +134,7 @@ def test_literature_protocol_reproduces_published_bicubic_rows(data_root, name):
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.slow
 def test_literature_protocol_reproduces_published_bicubic_bsd100(data_root, scale):
     lit = bicubic_scores(os.path.join(data_root, "BSD100"), scale, "literature", ssim=False)["mean"]["psnr"]
     assert abs(lit - PUBLISHED_BICUBIC_PSNR["BSD100"][scale]) <= 0.01, (scale, lit)
@@ -168,6 +170,7 @@ def test_restore_test_protocol_flag(tmp_path):
     assert scores["basicsr"] - scores["literature"] == pytest.approx(20 * math.log10(255 / 219), abs=0.05)
 
 
+@pytest.mark.slow
 def test_restore_bench_protocol_flag(tmp_path, data_root):
     """restore-bench's bicubic row on Set14 x2 under each protocol is the protocol's own bicubic
     (restore.metrics.protocol.bicubic_scores), and the literature one is the published 30.24."""

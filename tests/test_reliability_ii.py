@@ -81,6 +81,7 @@ def small_image_among_many(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_error_inside_a_dataloader_worker_ends_the_run(tmp_path, workers):
     opt, bad = small_image_among_many(tmp_path)
     opt["datasets"]["train"]["num_worker_per_gpu"] = workers
@@ -93,6 +94,7 @@ def test_error_inside_a_dataloader_worker_ends_the_run(tmp_path, workers):
 
 
 @pytest.mark.parametrize("workers,attempt", [(0, 0), (2, 0), (2, 1), (2, 2)])
+@pytest.mark.slow
 def test_gt_lq_mismatch_inside_workers(tmp_path, workers, attempt):
     # three 2-worker runs: killing one worker used to let torch's SIGCHLD handler abort the clean-up
     # of the others, and the exit then waited on them forever (about one run in two)
@@ -109,6 +111,7 @@ def test_gt_lq_mismatch_inside_workers(tmp_path, workers, attempt):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_missing_lmdb_key(tmp_path, workers):
     db = make_lmdb(tmp_path / "train.lmdb", n=6)
     with open(db / "meta_info.txt", "a") as f:
@@ -122,6 +125,7 @@ def test_missing_lmdb_key(tmp_path, workers):
 
 
 # --------------------------------------------------------------------------- 2: one run per experiment
+@pytest.mark.slow
 def test_a_second_run_of_the_same_experiment_is_refused_and_kill_frees_it(tmp_path):
     opt = train_options(tmp_path, train__total_iter=100000, logger__save_checkpoint_freq=100000)
     opt["val"]["val_freq"] = 100000
@@ -164,6 +168,7 @@ def make_lmdb(path, n=40):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_truncated_lmdb_is_named_not_a_sigbus(tmp_path, workers):
     db = make_lmdb(tmp_path / "train.lmdb")
     data = db / "data.mdb"
@@ -204,6 +209,7 @@ def test_atomic_writes_respect_the_umask(tmp_path, umask):
         assert os.stat(tmp_path / name).st_mode & 0o777 == expected, name
 
 
+@pytest.mark.slow
 def test_training_outputs_follow_the_umask(tmp_path):
     opt = train_options(tmp_path, train__total_iter=2)
     path = write_options(tmp_path / "o.yml", opt)

@@ -164,7 +164,7 @@ class BaseModel:
         ema = self._cpu_state(self.net_g_ema) if self.net_g_ema is not None else None
         save_network_file(os.path.join(models_dir, f"net_g_{it}.pth"), self._cpu_state(self.net_g), ema)
         state = {"iter": it, "epoch": epoch, "optimizers": [self.optimizer.state_dict()],
-                 "ema_updates": self.ema_updates,
+                 "ema_updates": self.ema_updates, "channels_last": self.channels_last,
                  "schedulers": [], "scaler": self.scaler.state_dict(), "rng": get_rng_state(), **extra}
         save_atomic(state, os.path.join(states_dir, f"{it}.state"))
 
@@ -181,3 +181,11 @@ class BaseModel:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
+        if self.opt["train"]["channels_last"] == "auto" and isinstance(state.get("channels_last"), bool):
+            # the format the run trained in: a resumed run sums in the same order (the cache of
+            # measured choices may be gone, or another machine's)
+            self.channels_last = state["channels_last"]
+            set_memory_format(self.net_g, self.channels_last)
+            self.notes = [n for n in self.notes if not n.startswith("train.channels_last:")]
+            self.notes.append(f"train.channels_last: auto -> {'channels_last' if self.channels_last else 'nchw'} "
+                              f"(the resumed run's format)")
