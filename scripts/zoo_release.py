@@ -25,6 +25,7 @@ import os
 import re
 import statistics
 import sys
+from datetime import datetime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,10 +109,16 @@ def training_record(opt: dict) -> dict:
             text = f.read().replace("\r", "\n")
         for m in re.finditer(r"INFO: done: (\d+) iterations \((\d+) in this run, ([\d.]+) min wall time\)", text):
             last, runs, minutes = int(m.group(1)), runs + 1, minutes + float(m.group(3))
-        # a piece stopped by a signal (and continued with --auto_resume) adds its time too
-        for m in re.finditer(r"INFO: SIG\w+: saved the state of iteration (\d+)(?: \((\d+) in this run, "
-                             r"([\d.]+) min wall time\))?", text):
-            runs, minutes = runs + 1, minutes + float(m.group(3) or 0)
+        # a piece stopped by a signal (and continued with --auto_resume) adds its time too; logs from
+        # before the line stated its minutes give them by the timestamps of the log's first line and it
+        for m in re.finditer(r"(\S+ \S+) INFO: SIG\w+: saved the state of iteration (\d+)(?: \((\d+) in this "
+                             r"run, ([\d.]+) min wall time\))?", text):
+            runs += 1
+            if m.group(4):
+                minutes += float(m.group(4))
+            else:
+                begun = re.search(r"^(\S+ \S+) INFO:", text, re.M).group(1)
+                minutes += (datetime.fromisoformat(m.group(1)) - datetime.fromisoformat(begun)).total_seconds() / 60
         rates += [float(r) for r in re.findall(r"INFO: iter +\d+ epoch \d+ lr \S+ ([\d.]+) it/s", text)]
     if last is None:
         raise RestoreError(f"{experiment_dir(opt)}: no finished training log (run restore-train -opt "

@@ -196,3 +196,7 @@ def test_the_training_record_adds_up_a_run_stopped_by_a_signal_and_resumed(tmp_p
         "steps: 0\n")
     record = zoo_release.training_record({"name": "zoo_x"})
     assert record == {"iterations": 300, "wall_minutes": 9.5, "log_pieces": 2, "median_step_seconds": 2.5}
+    # an older signal line without its minutes: the log's own timestamps give them (10:01 -> 10:05)
+    first = tmp_path / "train_zoo_x_20261202_100000.log"
+    first.write_text(first.read_text().replace(" (150 in this run, 5.5 min wall time)", ""))
+    assert zoo_release.training_record({"name": "zoo_x"})["wall_minutes"] == 8.0
