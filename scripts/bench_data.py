@@ -11,7 +11,6 @@ timing, so the numbers are for a warm page cache (decode + crop + degradation co
 """
 import argparse
 import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -145,7 +144,7 @@ def main() -> int:
                                           for w in args.workers))
         if args.table:
             os.makedirs(os.path.dirname(os.path.abspath(args.table)), exist_ok=True)
-            header = made_by(shlex.join(["python", "scripts/bench_data.py", *sys.argv[1:]]))
+            header = made_by("python", "scripts/bench_data.py", *sys.argv[1:])
             text = markdown(header, note + "; patches per second, warm page cache", sources,
                             describe_sources(data_root, args.sets), results, args.workers)
             atomic_write_bytes(args.table, text.encode())

@@ -27,7 +27,6 @@ same table to FILE (the results file docs/blurpool.md quotes).
 import argparse
 import json
 import os
-import shlex
 import statistics
 import time
 
@@ -219,7 +218,7 @@ def main(argv) -> int:
     timings = [time_variants(nets, channels, args.time_rounds) for _ in range(args.timing_runs)]
     for row in rows:
         row["ms_per_image"] = [t[row["variant"]] for t in timings]
-    md = markdown(rows, args, made_by(shlex.join(["python", "scripts/exp_blurpool.py", *argv])))
+    md = markdown(rows, args, made_by("python", "scripts/exp_blurpool.py", *argv))
     atomic_write_bytes(os.path.join(args.out, "results.md"), md.encode())
     if args.table:
         os.makedirs(os.path.dirname(os.path.abspath(args.table)), exist_ok=True)

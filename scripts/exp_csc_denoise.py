@@ -16,7 +16,6 @@ quotes, each headed by the command and the machine; results.json: everything).
 import argparse
 import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -295,7 +294,7 @@ def main():
               "test": lambda: stage_test(results, args.data_root, args.only),
               "residuals": lambda: stage_residuals(results, args.data_root),
               "cost": lambda: stage_cost(results)}
-    header = made_by(shlex.join(["python", "scripts/exp_csc_denoise.py", *sys.argv[1:]]))
+    header = made_by("python", "scripts/exp_csc_denoise.py", *sys.argv[1:])
     for stage in args.stages:
         stages[stage]()
         with open(path, "w") as f:

@@ -8,7 +8,6 @@ See docs/protocol.md for what the two protocols are and why Set14 differs.
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 
@@ -67,7 +66,7 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bicubic.json"), "w") as f:
         json.dump(table, f, indent=1)
-    text = markdown(table, made_by(shlex.join(["python", "scripts/protocol_bicubic.py", *sys.argv[1:]])))
+    text = markdown(table, made_by("python", "scripts/protocol_bicubic.py", *sys.argv[1:]))
     with open(os.path.join(args.out, "bicubic.md"), "w") as f:
         f.write(text)
     print(text)

@@ -9,7 +9,7 @@ import tests.tiny  # noqa: F401
 from restore.archs import build_network
 from restore.models import build_model
 from restore.models import memory_format
-from restore.models.memory_format import folds_batch, use_channels_last
+from restore.models.memory_format import use_channels_last
 from restore.utils.measured_choice import machine_id
 from restore.utils.errors import OptionError
 from restore.utils.options import parse_options
@@ -27,7 +27,6 @@ def test_auto_is_timed_on_the_cpu_and_nchw_on_cuda():
     assert use_channels_last("auto", net, CPU)[0] is None  # decided at the first training step
     assert use_channels_last("auto", net, CUDA)[0] is False  # not measured on a GPU: NCHW
     assert use_channels_last(True, net, CPU)[0] is True and use_channels_last(False, net, CPU)[0] is False
-    assert folds_batch(build_network(NSR)) and not folds_batch(net)
 
 
 def _model(tmp_path, name, **over):

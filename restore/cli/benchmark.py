@@ -21,7 +21,6 @@ of a 1280x720 output; CPU latency is the median of --latency-runs forwards of a 
 """
 import argparse
 import os
-import shlex
 import sys
 
 import torch
@@ -135,7 +134,7 @@ def main(argv) -> int:
     atomic_write_bytes(os.path.join(args.output, "results.json"),
                        to_json(results, models, not_run, settings, args.output).encode())
     atomic_write_bytes(os.path.join(args.output, "results.csv"), to_csv(results, models).encode())
-    md = to_markdown(results, models, not_run, made_by(shlex.join(["restore-bench", *argv])))
+    md = to_markdown(results, models, not_run, made_by("restore-bench", *argv))
     atomic_write_bytes(os.path.join(args.output, "results.md"), md.encode())
     if not args.no_html:
         os.makedirs(report_dir, exist_ok=True)

@@ -15,7 +15,6 @@ By default the input is the low-resolution image of a 1280x720 output, so per-im
 import argparse
 import inspect
 import os
-import shlex
 
 from restore.archs import ARCH_REGISTRY
 from restore.cli.common import entry
@@ -129,7 +128,7 @@ def main(argv) -> int:
         print(text)
         if args.out:
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            header = made_by(shlex.join(["restore-flops", *argv]))
+            header = made_by("restore-flops", *argv)
             atomic_write_bytes(args.out, f"{header}\n\n{text}\n\n{NOTE}\n".encode())
     else:
         net_opt = {"type": args.arch} if args.arch else network_from_file(args.opt_file)

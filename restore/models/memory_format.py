@@ -4,7 +4,7 @@ On the CPU the faster format depends on the machine and the network. channels_la
 oneDNN read activations without reordering them on every call, which made ordinary conv nets train
 1.14-1.23x faster in fp32 on an Intel Xeon; on an AMD EPYC without AVX-512 NCHW was faster for
 EDSR. Networks whose convs fold the batch into the channels to give each sample its own kernel
-(NSR's sparse-group conv, marked `folds_batch = True`) trained 12-21 % slower in channels_last on
+(NSR's sparse-group conv) trained 12-21 % slower in channels_last on
 both. So `auto` on the CPU times the training step (forward + L1 + backward of a copy of the
 network on the first batch's shape, random data, the RNG state kept) in both formats and keeps the
 faster, once per network, shape and machine (restore/utils/measured_choice.py: a later run, or a
@@ -27,11 +27,6 @@ from restore.utils.measured_choice import ChoiceCache, machine_id
 
 CHOICES = ChoiceCache("RESTORE_MEMORY_FORMAT_CACHE", "memory_formats.json")
 LAYOUTS = ("channels_last", "nchw")
-
-
-def folds_batch(net: nn.Module) -> bool:
-    """True when some layer of `net` runs a per-sample (batch-folded) convolution."""
-    return any(getattr(m, "folds_batch", False) for m in net.modules())
 
 
 def use_channels_last(setting, net: nn.Module, device: torch.device) -> tuple[Optional[bool], str]:

@@ -4,6 +4,7 @@ import functools
 import importlib.metadata
 import os
 import platform
+import shlex
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,13 +26,13 @@ def cpu_name() -> str:
     return f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
 
 
-def made_by(command: str) -> str:
-    """The first line of a results file (results/): the command that wrote it and where, so a figure
-    quoted in the docs can be traced and rerun. torch's version comes from its metadata, not an import:
+def made_by(*command: str) -> str:
+    """The first line of a results file (results/): the command that wrote it (its words, shell-quoted)
+    and where, so a figure quoted in the docs can be traced and rerun. torch's version comes from its metadata, not an import:
     bench_train must set the allocator before torch loads."""
     try:
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         torch_version = "not installed"
-    return (f"Made by `{command}` on {cpu_name()}, torch {torch_version}, "
+    return (f"Made by `{shlex.join(command)}` on {cpu_name()}, torch {torch_version}, "
             f"{datetime.date.today().isoformat()}.")

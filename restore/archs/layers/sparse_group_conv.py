@@ -356,9 +356,6 @@ class SparseGroupConv2d(nn.Module):
     separately (g * v / ||v||) before mixing, as in the reference.
     """
 
-    # per_sample_conv folds the batch into the channels: training prefers NCHW (memory_format.py)
-    folds_batch = True
-
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, bias: bool = True,
                  k: int = 4, d: int = 16, gate: GateType = "softmax", temperature: float = 1.0,
                  weight_norm: bool = False, formulation: Formulation = "auto"):
