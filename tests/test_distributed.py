@@ -1,6 +1,6 @@
 """DDP through torchrun on CPU (gloo), AMP and the non-finite guard."""
+import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -9,8 +9,11 @@ import pytest
 import torch
 
 import tests.tiny  # noqa: F401
+from restore.archs import build_network
+from restore.models.memory_format import layout_key
 from restore.train import train
 from restore.utils.checkpoint import load_safely
+from restore.utils.measured_choice import machine_id
 from restore.utils.options import parse_options
 from tests.tiny import train_options, write_options
 
@@ -39,8 +42,27 @@ def params(tmp, name, it):
     return load_safely(os.path.join(tmp, "experiments", name, "models", f"net_g_{it}.pth"))["params"]
 
 
+def remember_layout(monkeypatch, tmp_path, opt, layout):
+    """Make `channels_last: auto` choose `layout` on a torchrun rank (one thread, the first batch's
+    shape) as if this machine had timed it so: both code paths run on every machine."""
+    net = build_network(opt["network_g"])
+    gt = opt["datasets"]["train"]["gt_size"]
+    shape = (opt["datasets"]["train"]["batch_size_per_gpu"], 3, gt // opt["scale"], gt // opt["scale"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # torchrun's ranks run with OMP_NUM_THREADS=1
+    try:
+        rank_machine = machine_id.__wrapped__()
+    finally:
+        torch.set_num_threads(threads)
+    key = layout_key(net, shape, None).replace(machine_id(), rank_machine)
+    cache = tmp_path / "memory_formats.json"
+    cache.write_text(json.dumps({key: layout}))
+    monkeypatch.setenv("RESTORE_MEMORY_FORMAT_CACHE", str(cache))
+
+
 @pytest.mark.slow
-def test_two_process_gloo_equals_one_process_with_same_global_batch(tmp_path):
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_two_process_gloo_equals_one_process_with_same_global_batch(tmp_path, monkeypatch, layout):
     common = {"train__total_iter": 20, "logger__save_checkpoint_freq": 10, "val__val_freq": 10,
               "train__ema_decay": 0.0}
     one = train_options(tmp_path / "one", name="one", **common, **{"datasets__train__batch_size_per_gpu": 4})
@@ -48,15 +70,17 @@ def test_two_process_gloo_equals_one_process_with_same_global_batch(tmp_path):
     for o, d in ((one, "one"), (two, "two")):
         o["path"]["experiments_root"] = str(tmp_path / "experiments")
         o["datasets"]["train"]["dataroot_gt"] = one["datasets"]["train"]["dataroot_gt"]
+    remember_layout(monkeypatch, tmp_path, two, layout)
     torchrun(write_options(tmp_path / "two.yml", two), 2, "--launcher", "pytorch")  # BasicSR's flag
     # only rank 0 wrote files: one log file, one options copy
     logs = [f for f in os.listdir(tmp_path / "experiments" / "two") if f.endswith(".log")]
     assert len(logs) == 1
-    # `channels_last: auto` was timed on rank 0 and followed by rank 1; the one-process run trains
-    # in the same format, since another summation order would be another result
+    # `channels_last: auto` was decided on rank 0 and followed by rank 1, after which DDP wrapped the
+    # net (a net converted after wrapping trained to other weights); the one-process run trains in
+    # the same format, since another summation order would be another result
     log = (tmp_path / "experiments" / "two" / logs[0]).read_text()
-    chosen = re.search(r"train\.channels_last: auto -> (channels_last|nchw) \(", log).group(1)
-    one["train"]["channels_last"] = chosen == "channels_last"
+    assert f"train.channels_last: auto -> {layout} (this machine's earlier timing)" in log
+    one["train"]["channels_last"] = layout == "channels_last"
     train(parse_options(write_options(tmp_path / "one.yml", one), True))
     a, b = params(tmp_path, "one", 20), params(tmp_path, "two", 20)
     for k in a:

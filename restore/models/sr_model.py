@@ -40,6 +40,7 @@ class SRModel(BaseModel):
         if self.channels_last is None:
             self.decide_memory_format(tuple(batch["lq"].shape))
         set_memory_format(self.net_g, self.channels_last)  # back from validation's format
+        self.wrap_for_training()
         lq, gt = self.to_device(batch["lq"]), self.to_device(batch["gt"])
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
