@@ -100,10 +100,16 @@ def experiment_dir(opt: dict) -> str:
     return os.path.join(ROOT, "experiments", opt["name"])
 
 
+def log_minutes(text: str, until: str) -> float:
+    """Minutes from a log's first timestamped line to the timestamp `until`."""
+    begun = re.search(r"^(\S+ \S+) INFO:", text, re.M).group(1)
+    return (datetime.fromisoformat(until) - datetime.fromisoformat(begun)).total_seconds() / 60
+
+
 def training_record(opt: dict) -> dict:
     """Iterations reached and wall time, from the 'done:' lines of the experiment's training logs
     (a resumed run adds its pieces)."""
-    minutes, runs, last, rates = 0.0, 0, None, []
+    minutes, runs, last, rates, validation = 0.0, 0, None, [], {}
     for log in sorted(glob.glob(os.path.join(experiment_dir(opt), f"train_{opt['name']}_*.log"))):
         with open(log, encoding="utf-8", errors="replace") as f:
             text = f.read().replace("\r", "\n")
@@ -111,21 +117,29 @@ def training_record(opt: dict) -> dict:
             last, runs, minutes = int(m.group(1)), runs + 1, minutes + float(m.group(3))
         # a piece stopped by a signal (and continued with --auto_resume) adds its time too; logs from
         # before the line stated its minutes give them by the timestamps of the log's first line and it
-        for m in re.finditer(r"(\S+ \S+) INFO: SIG\w+: saved the state of iteration (\d+)(?: \((\d+) in this "
-                             r"run, ([\d.]+) min wall time\))?", text):
+        stopped = list(re.finditer(r"(\S+ \S+) INFO: SIG\w+: saved the state of iteration (\d+)(?: \((\d+) in "
+                                   r"this run, ([\d.]+) min wall time\))?", text))
+        for m in stopped:
             runs += 1
-            if m.group(4):
-                minutes += float(m.group(4))
-            else:
-                begun = re.search(r"^(\S+ \S+) INFO:", text, re.M).group(1)
-                minutes += (datetime.fromisoformat(m.group(1)) - datetime.fromisoformat(begun)).total_seconds() / 60
+            minutes += float(m.group(4)) if m.group(4) else log_minutes(text, m.group(1))
+        if not stopped and " INFO: done: " not in text:
+            # killed without a word (kill -9, a lost machine): the steps after its last checkpoint
+            # were redone by the next piece, but the time was spent, so it counts
+            stamps = re.findall(r"^(\S+ \S+) INFO:", text, re.M)
+            if stamps:
+                runs += 1
+                minutes += log_minutes(text, stamps[-1])
         rates += [float(r) for r in re.findall(r"INFO: iter +\d+ epoch \d+ lr \S+ ([\d.]+) it/s", text)]
+        # a resumed piece repeats no validation, but a killed one may have run one its successor reruns
+        validation.update({int(it): float(v) for it, v in re.findall(r"INFO: val \S+ @ (\d+): psnr ([\d.]+)", text)})
     if last is None:
         raise RestoreError(f"{experiment_dir(opt)}: no finished training log (run restore-train -opt "
                            f"{option_file(opt['name'][4:])} first)")
     record = {"iterations": last, "wall_minutes": minutes, "log_pieces": runs}
     if rates:  # the logged speed of each print interval; the median leaves out validation pauses
         record["median_step_seconds"] = round(1 / statistics.median(rates), 3)
+    if validation:  # PSNR on the validation set by iteration: how much a longer run would add
+        record["validation_psnr"] = {str(it): validation[it] for it in sorted(validation)}
     return record
 
 
@@ -193,6 +207,16 @@ def stage_bench(name: str, opt: dict) -> None:
         raise RestoreError(f"restore-bench failed for {name} (exit {code})")
 
 
+def validation_curve(record: dict) -> str:
+    """'; PSNR 30.04 @ 1000, ...' from a training record, at most six points (evenly picked, the last kept)."""
+    points = list(record.get("validation_psnr", {}).items())
+    if not points:
+        return ""
+    step = max(1, -(-len(points) // 6))
+    shown = points[::-1][::step][::-1]
+    return "; PSNR " + ", ".join(f"{float(v):.2f} @ {it}" for it, v in shown)
+
+
 def stage_card(name: str, opt: dict) -> None:
     results = os.path.join(ROOT, "results", "zoo", name, "results.md")
     if not os.path.isfile(results):
@@ -222,7 +246,7 @@ def stage_card(name: str, opt: dict) -> None:
         *([f"| step time | {record['median_step_seconds']:.2f} s per iteration (median of the logged intervals) |"]
           if "median_step_seconds" in record else []),
         f"| validation | {opt['datasets']['val']['name']}: watched during training only; the shipped weights "
-        f"are the final EMA network |",
+        f"are the final EMA network{validation_curve(record)} |",
         f"| weights | `restore/inference/weights/{name}.safetensors` ({os.path.getsize(weights) / 1e6:.2f} MB, "
         f"fp32 EMA weights) |",
         f"| sha256 | `{entry['sha256']}` |",

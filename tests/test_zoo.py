@@ -23,7 +23,8 @@ from restore.utils.yaml_io import dump_yaml
 from tests.tiny import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = ["nsr_sr_x2", "nsr_sr_x4", "nsr_dn_gray_blind", "nsr_jpeg_gray_blind"]
+SHIPPED = ["nsr_sr_x2", "nsr_sr_x4", "nsr_dn_gray_blind", "nsr_dn_color_blind", "nsr_jpeg_gray_blind",
+           "nsr_jpeg_color_blind"]
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +197,69 @@ def test_the_training_record_adds_up_a_run_stopped_by_a_signal_and_resumed(tmp_p
         "steps: 0\n")
     record = zoo_release.training_record({"name": "zoo_x"})
     assert record == {"iterations": 300, "wall_minutes": 9.5, "log_pieces": 2, "median_step_seconds": 2.5}
+    (tmp_path / "train_zoo_x_20261202_110000.log").write_text(
+        (tmp_path / "train_zoo_x_20261202_110000.log").read_text()
+        + "2026-12-02 11:03:00 INFO: val Kodak24 @ 300: psnr 30.6160 (best 30.6160 @ 300)\n")
+    (tmp_path / "train_zoo_x_20261202_100000.log").write_text(
+        (tmp_path / "train_zoo_x_20261202_100000.log").read_text()
+        + "2026-12-02 10:04:00 INFO: val Kodak24 @ 100: psnr 29.5000 (best 29.5000 @ 100)\n"
+        + "2026-12-02 10:04:00 INFO: val Kodak24 @ 100: ssim 0.8000 (best 0.8000 @ 100)\n")
+    record = zoo_release.training_record({"name": "zoo_x"})
+    assert record["validation_psnr"] == {"100": 29.5, "300": 30.616}
+    assert zoo_release.validation_curve(record) == "; PSNR 29.50 @ 100, 30.62 @ 300"
+    many = {"validation_psnr": {str(i * 500): 30 + i / 100 for i in range(1, 19)}}  # 500 .. 9000
+    assert zoo_release.validation_curve(many) == ("; PSNR 30.03 @ 1500, 30.06 @ 3000, 30.09 @ 4500, "
+                                                  "30.12 @ 6000, 30.15 @ 7500, 30.18 @ 9000")
     # an older signal line without its minutes: the log's own timestamps give them (10:01 -> 10:05)
     first = tmp_path / "train_zoo_x_20261202_100000.log"
     first.write_text(first.read_text().replace(" (150 in this run, 5.5 min wall time)", ""))
     assert zoo_release.training_record({"name": "zoo_x"})["wall_minutes"] == 8.0
+    # a piece killed without a line (kill -9): its time counts too, first to last timestamp
+    (tmp_path / "train_zoo_x_20261202_103000.log").write_text(
+        "2026-12-02 10:30:00 INFO: iter     100 epoch 0 lr 1.000e-03 0.50 it/s eta 9.0 min  loss 1e-2\n"
+        "2026-12-02 10:42:30 INFO: iter     200 epoch 0 lr 1.000e-03 0.50 it/s eta 9.0 min  loss 1e-2\n")
+    record = zoo_release.training_record({"name": "zoo_x"})
+    assert (record["wall_minutes"], record["log_pieces"]) == (20.5, 3)
+
+
+def test_colour_denoiser_beats_the_noisy_input_on_rgb():
+    model = load_model(model="nsr_dn_color_blind")
+    assert model.in_channels == 3
+    gt = data.astronaut()[100:196, 200:296]
+    for sigma in (15, 50):
+        noisy = add_gaussian_noise(gt.astype(np.float32) / 255, sigma, np.random.default_rng(sigma))
+        with torch.no_grad():
+            out = tensor2img(model.net(img2tensor(noisy).unsqueeze(0)))
+        noisy_u8 = tensor2img(img2tensor(noisy))
+        assert calculate_psnr(out, gt) > calculate_psnr(noisy_u8, gt) + 3, sigma
+
+
+def test_the_denoiser_family_runs_gray_images_on_the_gray_model_and_rgb_on_the_colour_one(tmp_path, capsys):
+    imwrite(tmp_path / "in" / "g.png", data.camera()[:40, :48, None])
+    imwrite(tmp_path / "in" / "c.png", data.astronaut()[:40, :48])
+    assert run_cli(infer.main, ["--model", "nsr_dn_blind", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "g.png: gray image, nsr_dn_gray_blind" in err and "c.png: colour image, nsr_dn_color_blind" in err
+    assert imread(tmp_path / "out" / "g.png").shape[:2] == (40, 48)
+    assert imread(tmp_path / "out" / "c.png").shape == (40, 48, 3)
+
+
+def test_colour_deblocker_beats_the_colour_jpeg_input_on_rgb():
+    model = load_model(model="nsr_jpeg_color_blind")
+    assert model.in_channels == 3
+    gt = data.astronaut()[200:296, 100:196]
+    for quality in (10, 30):
+        jpeg = jpeg_compress(gt, quality)  # colour JPEG, chroma subsampled as a camera writes it
+        out = run(model.net, jpeg)
+        assert calculate_psnr(out, gt) > calculate_psnr(jpeg, gt) + 0.3, quality
+
+
+def test_the_deblocker_family_picks_the_model_by_the_image(tmp_path, capsys):
+    imwrite(tmp_path / "in" / "g.png", jpeg_compress(data.camera()[:40, :48, None], 20))
+    imwrite(tmp_path / "in" / "c.png", jpeg_compress(data.astronaut()[:40, :48], 20))
+    assert run_cli(infer.main, ["--model", "nsr_jpeg_blind", "-i", str(tmp_path / "in"), "-o",
+                                str(tmp_path / "out"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "g.png: gray image, nsr_jpeg_gray_blind" in err and "c.png: colour image, nsr_jpeg_color_blind" in err
+    assert imread(tmp_path / "out" / "c.png").shape == (40, 48, 3)
