@@ -50,6 +50,10 @@ test-models: $(MODELS_VENV)/.installed
 results: setup
 	# ~1 min (docs/protocol.md): the bicubic rows under both protocols
 	$(BIN)/python scripts/protocol_bicubic.py
+	# ~15 s of CPU, measured (4 min wall under load 7-8): docs/protocol.md, one protocol component changed at a time
+	$(BIN)/python scripts/protocol_changes.py
+	# ~20 s, measured under load 8-9 (5 s of CPU): docs/csc.md, CSCConv2d's defaults against SDNet's settings
+	$(BIN)/python scripts/csc_sdnet_difference.py
 	# ~20 s, measured: params and MACs of every arch (docs/nsr.md)
 	$(BIN)/restore-flops --all --out results/nsr/flops.md
 	# ~25 min, estimated (trainings 8.9 min under load 7-11, then calibration, tests, cost): docs/csc.md
@@ -60,11 +64,28 @@ results: setup
 	# restore-bench on it (docs/benchmarks.md)
 	$(BIN)/restore-train -opt options/train/NSR/train_NSR_SRx2_T91_cpu_tiny.yml --set train.total_iter=250
 	$(BIN)/restore-bench --model NSR_tiny=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8 \
-		--sets Set5 Set14 BSD100 --scales 2 -o results/bench_nsr_tiny --latency-runs 3
+		--model NSR_tiny_tile=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8,gate_region=tile \
+		--sets Set5 Set14 BSD100 --scales 2 -o results/bench_nsr_tiny --latency-runs 3 --no-html --no-progress
+	# ~3 min, estimated: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
+	$(BIN)/python scripts/readme_example.py
 	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)
 	$(BIN)/python scripts/bench_data.py --table results/data/loading_speed.md
 	# ~1 hour, estimated (bench_train --layouts --bf16 alone ~15 min): the training benchmarks against
 	# BasicSR, reports to results/bench_train/latest/, then the tables of docs/performance.md
 	$(BIN)/python scripts/performance_tables.py --run
+	# ~1.5 hours under load, measured (docs/features.md; each file gives its CPU and wall time): at nice 19
+	# beside two trainings, restore-leaks --calibrate 38 min (9.8 CPU-min), the default search 15 min
+	# (8.2), the Train400 search with 64 px windows 13 min (8.9); restore-probe-features, writing the
+	# degradation task, standardised 14 min (10.0); then raw (--no-standardize)
+	$(BIN)/restore-leaks --train T91 BSD200 Train400 --test BSD100 --calibrate --out results/leaks_calibration \
+		--table results/features/leaks_calibration.md
+	$(BIN)/restore-leaks --train T91 BSD200 Train400 --test Set5 Set14 BSD100 BSD68 CBSD68 Set12 Kodak24 McMaster LIVE1 Classic5 \
+		--out results/leaks --table results/features/leaks_default.md
+	$(BIN)/restore-leaks --train Train400 --test Set5 Set14 BSD100 BSD68 CBSD68 Set12 Kodak24 McMaster LIVE1 Classic5 \
+		--window 64 --out results/leaks_train400_w64 --table results/features/leaks_train400_w64.md
+	$(BIN)/restore-probe-features --make-degradation-task results/degradation_task --json results/probe.json \
+		--table results/features/probe_standardised.md
+	$(BIN)/restore-probe-features --train results/degradation_task/train --test results/degradation_task/test \
+		--no-standardize --table results/features/probe_raw.md
 
 .PHONY: setup quickstart test test-fast test-models results

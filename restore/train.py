@@ -9,6 +9,7 @@ import os
 import signal
 import time
 
+import torch
 from tqdm import tqdm
 
 from restore.cli.common import EXIT_SIGINT, EXIT_SIGTERM, run_cli
@@ -20,6 +21,7 @@ from restore.utils.checkpoint import load_safely
 from restore.utils.dist import barrier, broadcast_object, init_dist
 from restore.utils.errors import RestoreError
 from restore.utils.experiment import Experiment, get_logger, net_path_for_state
+from restore.utils.machine import available_cpus, busy_cores_note
 from restore.utils.options import ignored_option_notes, parse_options
 from restore.utils.rng import seed_everything
 
@@ -145,6 +147,10 @@ def train(opt: dict, auto_resume: bool = False, restart: bool = False) -> dict:
             logger.warning(note)
         for note in model.notes + ignored_option_notes(opt):
             logger.info(note)
+        if rank == 0 and model.device.type == "cpu" and hasattr(os, "getloadavg"):
+            busy = busy_cores_note(torch.get_num_threads(), os.getloadavg()[0], available_cpus())
+            if busy:
+                logger.warning(busy)
         tb = None
         if rank == 0 and opt["logger"]["use_tb_logger"]:
             from torch.utils.tensorboard import SummaryWriter

@@ -297,8 +297,7 @@ def main():
     header = made_by("python", "scripts/exp_csc_denoise.py", *sys.argv[1:])
     for stage in args.stages:
         stages[stage]()
-        with open(path, "w") as f:
-            json.dump(results, f, indent=1)
+        atomic_write_bytes(path, json.dumps(results, indent=1).encode())  # later runs read it back
         text = write_sections(results, args.out, header)
     print(text)
 

@@ -14,6 +14,7 @@ import time
 
 from restore.data.testsets import find_testset, get_testset
 from restore.metrics.protocol import PROTOCOLS, PUBLISHED_BICUBIC_PSNR, bicubic_scores
+from restore.utils.img_io import atomic_write_bytes
 from restore.utils.machine import made_by
 from restore.utils.paths import find_data_root
 
@@ -42,6 +43,15 @@ def markdown(table: dict, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(table: dict, out: str, header: str) -> str:
+    """bicubic.json and bicubic.md in `out`, each complete or not there (a temp file, then a rename):
+    docs/protocol.md quotes the .md, and an interrupted run must not leave half a table. Returns the .md."""
+    text = markdown(table, header)
+    atomic_write_bytes(os.path.join(out, "bicubic.json"), json.dumps(table, indent=1).encode())
+    atomic_write_bytes(os.path.join(out, "bicubic.md"), text.encode())
+    return text
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", help="folder holding Set5, Set14, BSD100 (default: the usual search)")
@@ -63,12 +73,7 @@ def main() -> int:
                 table["results"][name][protocol][str(scale)] = r
                 print(f"{name} x{scale} {protocol}: {r['mean']['psnr']:.4f} / {r['mean']['ssim']:.4f} "
                       f"({time.time() - start:.1f} s)", flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bicubic.json"), "w") as f:
-        json.dump(table, f, indent=1)
-    text = markdown(table, made_by("python", "scripts/protocol_bicubic.py", *sys.argv[1:]))
-    with open(os.path.join(args.out, "bicubic.md"), "w") as f:
-        f.write(text)
+    text = write_results(table, args.out, made_by("python", "scripts/protocol_bicubic.py", *sys.argv[1:]))
     print(text)
     return 0
 

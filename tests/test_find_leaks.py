@@ -131,3 +131,56 @@ def test_lmdb_training_source(tmp_path, folders):
     assert run_cli(create_lmdb, [str(train), str(lmdb_path)]) == 0
     report, _ = run(tmp_path, test, lmdb_path)
     assert [(p["test"], p["train"]) for p in report["pairs"]] == [("test/query2", "train/planted")]
+
+
+def test_results_table_of_a_search(tmp_path, folders):
+    test, train = folders
+    imwrite(train / "planted.png", textured_image(101)[10:82, 20:116])  # an exact 96x72 crop of query1
+    table = tmp_path / "t" / "leaks.md"
+    _, out = run(tmp_path, test, train, "--table", str(table))
+    text = table.read_text()
+    assert text.startswith("Made by `restore-leaks --train ") and " on " in text.splitlines()[0]
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert rows[2:] == ["| test/query1 | train/planted | 1.0000 | x 20-115, y 10-81 | x 0-95, y 0-71 | 56% / 100% | "
+                        "1.00000 | 0.00 | inf |"]
+    assert "9 training images (train); " in text and "1 pair(s) reported at NCC >= 0.85" in text
+
+
+def test_full_resolution_match_refines_a_coarse_offset(tmp_path):
+    from restore.features.leaks import LeakSettings, full_resolution_match, load_items, resolve_source
+    big = textured_image(7, 120, 160)
+    imwrite(tmp_path / "a" / "crop.png", big[13:93, 27:127])
+    imwrite(tmp_path / "b" / "big.png", np.clip(big.astype(int) + 1, 0, 255).astype(np.uint8))
+    settings = LeakSettings(scale=0.5)
+    (crop,), (whole,) = (load_items([resolve_source(str(tmp_path / d), None, d)], settings, d) for d in "ab")
+    # The search's working-scale boxes put the crop at (7, 13) working px, (14, 26) full px: one off in x.
+    m = full_resolution_match(crop, whole, [0, 0, 20, 20], [7, 13, 20, 20], 0.5)
+    assert m["test_origin"] == [0, 0] and m["train_origin"] == [13, 27] and m["size"] == [80, 100]
+    assert m["share_test"] == 1.0 and m["share_train"] == pytest.approx(8000 / 19200)
+    gray_shift = m["mean_abs_diff"]  # +1 on every channel, except where 255 clips, is about +1 in luma
+    assert 0.5 < gray_shift <= 1.0 and m["ncc"] > 0.9999 and 48 < m["psnr"] < 55
+
+
+def test_calibration_table_rows():
+    from restore.features.leak_report import calibration_table
+    row = {"feature_threshold": 0.9, "ncc_threshold": 0.85, "precision": 1.0, "recall": 0.8,
+           "recall_by_degradation": {"crop": 0.5, "shift": 1.0, "downup_x2": 1.0, "jpeg": 0.5, "noise": None}}
+    result = {"positives": 10, "negative_pairs": 12345, "at_chosen_thresholds": row,
+              "sweep": [dict(row, ncc_threshold=0.95, recall=0.7)],
+              "ncc_checked_positives": {"min": 0.9123, "count": 9}, "ncc_checked_negatives": {"max": 0.4567, "count": 30},
+              "missed": [{"copy": "t/a [crop 8x8+0+0]", "feature_score": 0.5, "ncc": "not among the candidates"},
+                         {"copy": "t/b [jpeg q30]", "feature_score": 0.95, "ncc": 0.8}],
+              "images_embedded": 40, "seconds": 90.0}
+    text = calibration_table(result, "Made by `x` on y.", 120.0)
+    assert [line for line in text.splitlines() if line.startswith("|")] == [
+        "| positives | negative pairs | precision | recall | recall: crop / shift / x2 down-up / JPEG / noise |",
+        "|---|---|---|---|---|",
+        "| 10 | 12,345 | 1.000 | 0.800 | 0.50 / 1.00 / 1.00 / 0.50 / n/a |",
+        "| feature threshold | NCC threshold | precision | recall | recall: crop / shift / x2 down-up / JPEG / noise |",
+        "|---|---|---|---|---|",
+        "| 0.9 | 0.95 | 1.000 | 0.700 | 0.50 / 1.00 / 1.00 / 0.50 / n/a |"]
+    assert text.startswith("Made by `x` on y.\n")
+    assert "min 0.912 (9 checked)" in text and "max 0.457 (30 checked)" in text
+    assert "t/a [crop 8x8+0+0]: feature score 0.500, never a candidate" in text
+    assert "t/b [jpeg q30]: feature score 0.950, NCC 0.800" in text
+    assert "2.0 CPU-minutes (user + sys), 1.5 min wall" in text

@@ -192,7 +192,7 @@ def test_degradation_task_is_deterministic_and_probe_runs(tmp_path, capsys):
         for s in seeds:
             imwrite(tmp_path / split / f"{s}.png", textured_uint8_image(s, 64, 72))
     argv = ["--data-root", str(tmp_path), "--train-source", "tr", "--test-source", "te", "--patch", "32",
-            "--n", "128", "--json", str(tmp_path / "r.json")]
+            "--n", "128", "--json", str(tmp_path / "r.json"), "--table", str(tmp_path / "t" / "r.md")]
     assert main(["--make-degradation-task", str(tmp_path / "a"), *argv]) == 0
     assert main(["--make-degradation-task", str(tmp_path / "b"), *argv]) == 0
     for name in DEGRADATION_CLASSES:
@@ -209,6 +209,10 @@ def test_degradation_task_is_deterministic_and_probe_runs(tmp_path, capsys):
             assert 0 <= acc["top1"] <= acc["top2"] <= 1
     out = capsys.readouterr().out
     assert "class separation (random_signed)" in out and "top-2" in out
+    table = (tmp_path / "t" / "r.md").read_text()
+    assert table.startswith("Made by `restore-probe-features --make-degradation-task ")
+    assert f"| random signed, standardised | LinearSVC, C = 0.05 | {result['random_signed']['linear_svm']['top1']:.3f} |" \
+        in table
 
 
 def test_probe_separates_clean_from_noisy_patches():
@@ -233,3 +237,26 @@ def test_probe_missing_folder_is_one_line_error(tmp_path, capsys):
     assert run_cli(main, ["--train", str(tmp_path / "nope"), "--test", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope" in err and err.startswith("error: --train")
+
+
+def test_probe_results_table_rows():
+    from restore.features.probe import results_table
+    acc = {"linear_svm": {"top1": 0.5724, "top2": 0.8031}, "knn5": {"top1": 0.3, "top2": 0.51649}}
+    results = {"features": {"n": 1024, "kernel_size": 5, "blocks": 1, "seed": 2018, "standardize": False,
+                            "padding_mode": "zeros"},
+               "classes": list("abcdefgh"), "train_images": 3200, "test_images": 1600, "pixel_values": 6912,
+               "random_signed": acc, "pixels": {"linear_svm": {"top1": 0.154, "top2": 0.306},
+                                                "knn5": {"top1": 0.13, "top2": 0.248}},
+               "separation": {"pixels": {"between": 30.5, "within": 30.53, "ratio": 0.999},
+                              "random_signed": {"between": 4.25, "within": 4.0, "ratio": 1.0624}}}
+    text = results_table(results, "Made by `x` on y.", 0.05, 300.0, 600.0)
+    raw = "random signed, raw [0, 1] (`--no-standardize`)"
+    assert [line for line in text.splitlines() if line.startswith("|")] == [
+        "| features | classifier | top-1 | top-2 |", "|---|---|---|---|",
+        f"| {raw} | LinearSVC, C = 0.05 | 0.572 | 0.803 |", f"| {raw} | 5-NN | 0.300 | 0.516 |",
+        "| pixels (6,912 values) | LinearSVC, C = 0.05 | 0.154 | 0.306 |",
+        "| pixels (6,912 values) | 5-NN | 0.130 | 0.248 |",
+        "| representation | mean between-class distance | mean within-class distance | between / within |",
+        "|---|---|---|---|",
+        "| pixels (6,912 values) | 30.5 | 30.53 | 0.999 |", f"| {raw} | 4.25 | 4 | 1.062 |"]
+    assert text.startswith("Made by `x` on y.\n") and "5.0 CPU-minutes (user + sys), 10.0 min wall" in text

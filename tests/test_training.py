@@ -104,3 +104,22 @@ def test_x4_run_starts_from_x2_weights_except_the_tail(tmp_path):
     net = build_network({"type": "TinyTestSR", "num_feat": 8, "upscale": 4})
     assert load_network(net, x2_ckpt, "params", strict=False) == ["body.2.weight", "body.2.bias"]
     assert torch.equal(net.body[0].weight, first)
+
+
+def test_busy_cores_are_named_before_training_when_threads_would_wait(tmp_path, monkeypatch):
+    from restore.utils.machine import busy_cores_note
+    assert busy_cores_note(threads=1, load=9.0, cpus=2) is None       # one thread waits for nobody
+    assert busy_cores_note(threads=2, load=1.2, cpus=2) is None       # a core is free
+    note = busy_cores_note(threads=2, load=1.6, cpus=2)
+    assert "load average is 1.6 on 2 CPUs" in note and "OMP_NUM_THREADS=1" in note
+    # the training log says it at the start, as a warning
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.5, 7.0, 6.0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        opt = train_options(tmp_path, **{"train__total_iter": 2, "val__val_freq": 2})
+        train(parse_options(write_options(tmp_path / "o.yml", opt), True))
+    finally:
+        torch.set_num_threads(threads)
+    log = next((tmp_path / "experiments" / "tiny").glob("train_tiny_*.log")).read_text()
+    assert "WARNING: the load average is 7.5 on" in log

@@ -1,5 +1,6 @@
 """The shipped models: each loads by name, matches its checksum, has its card and option file, and
 restores a small crop of a test image better than the bicubic / noisy / JPEG input."""
+import glob
 import json
 import os
 import shutil
@@ -167,7 +168,8 @@ TRAINED_BEFORE_THE_RULE = {"nsr_sr_x2.yml", "nsr_sr_x4.yml", "nsr_jpeg_gray_blin
 @pytest.mark.parametrize("option_file", [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="trains on BSD200/12003; retrain pending"))
     if name in TRAINED_BEFORE_THE_RULE else name
-    for name in sorted(os.listdir(os.path.join(ROOT, "options", "train", "zoo")))])
+    for name in sorted(os.path.relpath(path, os.path.join(ROOT, "options", "train", "zoo")) for path in
+                       glob.glob(os.path.join(ROOT, "options", "train", "zoo", "**", "*.yml"), recursive=True))])
 def test_zoo_training_data_holds_no_test_image(option_file):
     from restore.data.testsets import TESTSETS
     from restore.utils.yaml_io import load_yaml

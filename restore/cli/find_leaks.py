@@ -9,7 +9,9 @@ shift, x2 bicubic down-up, JPEG q 30-90, Gaussian noise sigma <= 25), searched a
 copies and the --train images (negatives = pairs of distinct images), and reports precision/recall.
 
 Outputs in --out: leaks.json, leaks.md and leaks.png (each reported pair side by side), or
-calibration.json / calibration.md with --calibrate.
+calibration.json / calibration.md with --calibrate. --table also writes a results file: its first
+line names the command and the machine, then the reported pairs as measured at full resolution, or
+the calibration's precision and recall.
 """
 import argparse
 import os
@@ -20,10 +22,12 @@ import torch
 from restore.cli.common import entry
 from restore.features import RandomSignedFeatures, add_feature_arguments
 from restore.features.leak_calibration import calibrate_leaks
-from restore.features.leak_report import write_calibration_report, write_leak_report
+from restore.features.leak_report import (calibration_table, leak_table, write_calibration_report,
+                                          write_leak_report, write_text)
 from restore.features.leaks import (DEFAULT_FEATURE_THRESHOLD, DEFAULT_NCC_THRESHOLD, LeakSettings, load_sources,
                                     resolve_source, search_leaks)
 from restore.utils.errors import RestoreError
+from restore.utils.machine import made_by
 from restore.utils.paths import find_data_root
 
 
@@ -53,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"minimum feature score of a candidate (default {DEFAULT_FEATURE_THRESHOLD})")
     p.add_argument("--ncc-threshold", type=float, default=DEFAULT_NCC_THRESHOLD,
                    help=f"minimum NCC of a reported pair (default {DEFAULT_NCC_THRESHOLD})")
+    p.add_argument("--table", metavar="PATH",
+                   help="also write a results file (markdown, first line the command and the machine) to PATH")
     p.add_argument("--grid-pairs", type=int, default=24, help="pairs drawn in leaks.png (default 24)")
     p.add_argument("--grid-height", type=int, default=128, help="thumbnail height in leaks.png (default 128)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
@@ -78,12 +84,19 @@ def settings_of(args) -> LeakSettings:
                         feature_threshold=args.feature_threshold, ncc_threshold=args.ncc_threshold)
 
 
+def write_table(path: str, text: str) -> None:
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_text(path, text)
+    print(f"results table: {path}")
+
+
 def main(argv) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     data_root = find_data_root(args.data_root)
     train_sources = [resolve_source(s, data_root, f"--train[{i}]") for i, s in enumerate(args.train)]
     test_sources = [resolve_source(s, data_root, f"--test[{i}]") for i, s in enumerate(args.test)]
@@ -96,6 +109,9 @@ def main(argv) -> int:
     if args.calibrate:
         result = calibrate_leaks(train, test, extractor, settings, seed=args.seed, started=started)
         write_calibration_report(args.out, result)
+        if args.table:
+            write_table(args.table, calibration_table(result, made_by("restore-leaks", *argv),
+                                                      time.process_time() - cpu_started))
         chosen = result["at_chosen_thresholds"]
         print(f"calibration: {result['positives']} synthetic positives, {result['negative_pairs']} negative pairs; "
               f"at feature >= {args.feature_threshold}, NCC >= {args.ncc_threshold}: "
@@ -106,6 +122,8 @@ def main(argv) -> int:
 
     report = search_leaks(train_sources, test_sources, train, test, extractor, settings, started)
     write_leak_report(args.out, report, test, train, args.grid_pairs, args.grid_height)
+    if args.table:
+        write_table(args.table, leak_table(report, made_by("restore-leaks", *argv), time.process_time() - cpu_started))
     found = report["pairs"]
     print(f"{len(found)} suspicious pair(s) among {len(test)} test and {len(train)} training images "
           f"({report['candidates_checked']} candidates pixel-checked, {report['seconds']:.0f} s)")

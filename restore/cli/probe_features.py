@@ -13,17 +13,22 @@ run is fastest; the pixel baseline resizes every image to the first image's size
 patches of --train-source (BSD200) for training and of --test-source (BSD100) for testing, each
 in 8 classes: clean, Gaussian noise sigma 15 / 25 / 50, JPEG q 10 / 30, bicubic x2 / x4 down-up.
 Unless --train/--test are given, the new task is then probed.
+
+--table PATH also writes the accuracies and separations as a results file: its first line names
+the command and the machine.
 """
 import argparse
 import json
 import os
+import time
 
 from restore.cli.common import entry
 from restore.features import RandomSignedFeatures, add_feature_arguments
 from restore.features.degradation_task import DEGRADATION_CLASSES, make_degradation_task, resolve_folder
-from restore.features.probe import probe_folders
+from restore.features.probe import probe_folders, results_table
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import atomic_write_bytes
+from restore.utils.machine import made_by
 from restore.utils.paths import find_data_root
 
 
@@ -46,12 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", type=int, default=5, help="k of the kNN classifier (default 5)")
     p.add_argument("--batch", type=int, default=64, help="images per feature batch (default 64)")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--table", metavar="PATH",
+                   help="also write a results file (markdown, first line the command and the machine) to PATH")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return p
 
 
 def main(argv) -> int:
     args = build_parser().parse_args(argv)
+    started, cpu_started = time.time(), time.process_time()
     if args.n < 1 or args.kernel_size % 2 == 0 or args.blocks < 0 or args.neighbours < 1 or args.C <= 0:
         raise RestoreError("need --n >= 1, an odd --kernel-size, --blocks >= 0, --neighbours >= 1 and --C > 0")
     if args.make_degradation_task:
@@ -82,6 +90,13 @@ def main(argv) -> int:
     print(f"({results['seconds']:.0f} s)")
     if args.json:
         atomic_write_bytes(args.json, (json.dumps(results, indent=1) + "\n").encode())
+    if args.table:
+        if os.path.dirname(args.table):
+            os.makedirs(os.path.dirname(args.table), exist_ok=True)
+        text = results_table(results, made_by("restore-probe-features", *argv), args.C,
+                             time.process_time() - cpu_started, time.time() - started)
+        atomic_write_bytes(args.table, text.encode("utf-8"))
+        print(f"results table: {args.table}")
     return 0
 
 

@@ -143,4 +143,5 @@ def calibrate_leaks(train: list[Item], test: list[Item], extractor: RandomSigned
     scores = pair_scores(query, db)
     result = calibrate(test, copies, train, scores, settings)
     result["settings"], result["seconds"] = settings.describe(extractor), round(time.time() - started, 1)
+    result["images_embedded"] = len(copies) + len(train) + len(test)
     return result

@@ -103,6 +103,77 @@ def calibration_markdown(result: dict, settings: dict) -> str:
 
 
 
+def ratio(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def ratio3(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def recall_columns(row: dict) -> str:
+    return " / ".join(ratio(row["recall_by_degradation"][k]) for k in DEGRADATIONS)
+
+
+def calibration_table(result: dict, header: str, cpu_seconds: float) -> str:
+    """The results file of a --calibrate run (--table): `header` (the command and the machine), the
+    result at the chosen thresholds, the threshold sweep, the separation and the misses."""
+    chosen = result["at_chosen_thresholds"]
+    pos, neg = result["ncc_checked_positives"], result["ncc_checked_negatives"]
+    lines = [header, "", f"Thresholds: feature score >= {chosen['feature_threshold']}, "
+             f"NCC >= {chosen['ncc_threshold']}.", "",
+             "| positives | negative pairs | precision | recall | recall: crop / shift / x2 down-up / JPEG / noise |",
+             "|---|---|---|---|---|",
+             f"| {result['positives']} | {result['negative_pairs']:,} | {chosen['precision']:.3f} | "
+             f"{chosen['recall']:.3f} | {recall_columns(chosen)} |", "",
+             "| feature threshold | NCC threshold | precision | recall | "
+             "recall: crop / shift / x2 down-up / JPEG / noise |", "|---|---|---|---|---|"]
+    lines += [f"| {row['feature_threshold']} | {row['ncc_threshold']} | {row['precision']:.3f} | "
+              f"{row['recall']:.3f} | {recall_columns(row)} |" for row in result["sweep"]]
+    lines += ["", f"- NCC of the pixel-checked positives: min {ratio3(pos['min'])} ({pos['count']} checked).",
+              f"- NCC of the pixel-checked negatives: max {ratio3(neg['max'])} ({neg['count']} checked).",
+              f"- Missed at the chosen thresholds: {len(result['missed'])}."]
+    lines += [f"  - {m['copy']}: feature score {m['feature_score']:.3f}, "
+              + (f"NCC {m['ncc']:.3f}" if isinstance(m["ncc"], float) else "never a candidate")
+              for m in result["missed"]]
+    lines += [f"- Images embedded: {result['images_embedded']:,}.",
+              f"- Time: {cpu_seconds / 60:.1f} CPU-minutes (user + sys), {result['seconds'] / 60:.1f} min wall."]
+    return "\n".join(lines) + "\n"
+
+
+def region(y0: int, x0: int, h: int, w: int) -> str:
+    return f"x {x0}-{x0 + w - 1}, y {y0}-{y0 + h - 1}"
+
+
+def leak_table(report: dict, header: str, cpu_seconds: float) -> str:
+    """The results file of a search (--table): `header` (the command and the machine), what was
+    searched, then each reported pair as measured at full resolution (restore.features.leaks.
+    full_resolution_match): where the overlap lies in each image, how much of each it covers, and
+    how equal the luma is there."""
+    found, near = report["pairs"], report["closest_rejected"]
+    lines = [header, "",
+             f"Searched {sum(report['test_counts'].values())} test images "
+             f"({', '.join(report['test_counts'])}) against {sum(report['train_counts'].values())} training "
+             f"images ({', '.join(report['train_counts'])}); {report['candidates_checked']:,} candidates "
+             f"pixel-checked; {len(found)} pair(s) reported at NCC >= {report['settings']['ncc_threshold']}.", ""]
+    if found:
+        lines += ["| test image | training image | NCC (search) | test region | training region | share of test / "
+                  "training image | NCC (full res.) | mean abs. difference (grey levels) | PSNR (dB) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for p in found:
+            m = p["full_resolution"]
+            (ty, tx), (ry, rx), (h, w) = m["test_origin"], m["train_origin"], m["size"]
+            psnr = "inf" if m["psnr"] is None else f"{m['psnr']:.1f}"
+            lines.append(f"| {p['test']} | {p['train']} | {p['ncc']:.4f} | {region(ty, tx, h, w)} | "
+                         f"{region(ry, rx, h, w)} | {m['share_test']:.0%} / {m['share_train']:.0%} | "
+                         f"{m['ncc']:.5f} | {m['mean_abs_diff']:.2f} | {psnr} |")
+        lines.append("")
+    closest = f"{near[0]['ncc']:.3f} ({near[0]['test']} ~ {near[0]['train']})" if near else "none"
+    lines += [f"- Closest rejected candidate: NCC {closest}.",
+              f"- Time: {cpu_seconds / 60:.1f} CPU-minutes (user + sys), {report['seconds'] / 60:.1f} min wall."]
+    return "\n".join(lines) + "\n"
+
+
 def write_leak_report(out: str, report: dict, test: list[Item], train: list[Item], grid_pairs: int,
                       grid_height: int) -> None:
     """leaks.json, leaks.md and, when pairs were found, leaks.png in the folder `out`."""

@@ -109,10 +109,41 @@ def probe_folders(train: str, test: str, extractor: RandomSignedFeatures, c: flo
     if train_px.shape[1] != test_px.shape[1]:
         test_px = pixels([cv2.resize(i, train_img[0].shape[1::-1], interpolation=cv2.INTER_AREA) for i in test_img])
     results = {"features": extractor.config, "classes": classes,
-               "train_images": len(train_paths), "test_images": len(test_paths),
+               "train_images": len(train_paths), "test_images": len(test_paths), "pixel_values": train_px.shape[1],
                "random_signed": probe(train_f, train_y, test_f, test_y, c, neighbours),
                "pixels": probe(train_px, train_y, test_px, test_y, c, neighbours),
                "separation": {"pixels": class_separation(test_px, test_y),
                               "random_signed": class_separation(test_f, test_y)}}
     results["seconds"] = round(time.time() - started, 1)
     return results
+
+
+def feature_label(config: dict) -> str:
+    return "random signed, " + ("standardised" if config["standardize"] else "raw [0, 1] (`--no-standardize`)")
+
+
+def classifier_label(name: str, c: float) -> str:
+    return f"LinearSVC, C = {c:g}" if name == "linear_svm" else f"{name[3:]}-NN"
+
+
+def results_table(results: dict, header: str, c: float, cpu_seconds: float, wall_seconds: float) -> str:
+    """The results file of a probe (restore-probe-features --table): `header` (the command and the
+    machine), what was probed, the accuracies of the features and of the pixels, and the class
+    separations."""
+    cfg = results["features"]
+    pixels_label = f"pixels ({results['pixel_values']:,} values)"
+    lines = [header, "",
+             f"{len(results['classes'])} classes, {results['train_images']:,} training and "
+             f"{results['test_images']:,} test images; features n {cfg['n']}, k {cfg['kernel_size']}, "
+             f"B {cfg['blocks']}, seed {cfg['seed']}, padding {cfg['padding_mode']}.", "",
+             "| features | classifier | top-1 | top-2 |", "|---|---|---|---|"]
+    for rep, label in (("random_signed", feature_label(cfg)), ("pixels", pixels_label)):
+        for name, acc in results[rep].items():
+            lines.append(f"| {label} | {classifier_label(name, c)} | {acc['top1']:.3f} | {acc['top2']:.3f} |")
+    lines += ["", "| representation | mean between-class distance | mean within-class distance | between / within |",
+              "|---|---|---|---|"]
+    for rep, label in (("pixels", pixels_label), ("random_signed", feature_label(cfg))):
+        sep = results["separation"][rep]
+        lines.append(f"| {label} | {sep['between']:.4g} | {sep['within']:.4g} | {sep['ratio']:.3f} |")
+    lines += ["", f"- Time: {cpu_seconds / 60:.1f} CPU-minutes (user + sys), {wall_seconds / 60:.1f} min wall."]
+    return "\n".join(lines) + "\n"

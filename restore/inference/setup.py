@@ -17,23 +17,15 @@ process and a network before running it, so all of them run at the speed of the 
 
 Callers run the forward under `torch.inference_mode()` (inference_forward's callers all do).
 """
-import os
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from restore.utils.allocator import tune_allocator
+from restore.utils.machine import available_cpus
 
 _threads_set = False
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask), not the machine's count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def prepare_process(threads: Optional[int] = None) -> dict:

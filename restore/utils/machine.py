@@ -21,6 +21,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "CPU"
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def cpu_name() -> str:
     """The CPU's model and its logical CPU count, as benchmark reports print it."""
     return f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
@@ -36,3 +44,16 @@ def made_by(*command: str) -> str:
         torch_version = "not installed"
     return (f"Made by `{shlex.join(command)}` on {cpu_name()}, torch {torch_version}, "
             f"{datetime.date.today().isoformat()}.")
+
+
+def busy_cores_note(threads: int, load: float, cpus: int) -> str | None:
+    """A warning when torch's `threads` would share `cpus` cores with other work (1-minute load
+    average `load`, taken before this process starts computing). OpenMP threads meet at a barrier
+    after every op, so one thread that waits for a busy core stalls the rest: on this project's
+    2-core machine, the README's worked example trained at 0.4 it/s with 2 threads and 5 it/s with 1
+    while other runs kept the cores busy."""
+    if threads <= 1 or load < cpus - 0.5:
+        return None
+    return (f"the load average is {load:.1f} on {cpus} CPUs and torch computes with {threads} threads, which "
+            f"then wait on each other; on a busy machine OMP_NUM_THREADS=1 (or fewer threads than free "
+            f"cores) is often several times faster")
