@@ -76,7 +76,7 @@ results: setup
 	# ~1.5 hours under load, measured (docs/features.md; each file gives its CPU and wall time): at nice 19
 	# beside two trainings, restore-leaks --calibrate 38 min (9.8 CPU-min), the default search 15 min
 	# (8.2), the Train400 search with 64 px windows 13 min (8.9); restore-probe-features, writing the
-	# degradation task, standardised 14 min (10.0); then raw (--no-standardize)
+	# degradation task, standardised 14 min (10.0); then raw (--no-standardize) 9.4 min (8.1)
 	$(BIN)/restore-leaks --train T91 BSD200 Train400 --test BSD100 --calibrate --out results/leaks_calibration \
 		--table results/features/leaks_calibration.md
 	$(BIN)/restore-leaks --train T91 BSD200 Train400 --test Set5 Set14 BSD100 BSD68 CBSD68 Set12 Kodak24 McMaster LIVE1 Classic5 \

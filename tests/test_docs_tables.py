@@ -31,9 +31,6 @@ NOT_MEASURED = {
 # command its page names, but that run's output was not kept in full and the numbers cannot be
 # rebuilt from what was committed. Remove an entry when its results file lands.
 NOT_YET_TRACED = {
-    ("docs/features.md", "| features | classifier | top-1 | top-2 |"):
-        "the restore-probe-features --no-standardize rows, printed, not kept; the default run's are in "
-        "results/features/probe_standardised.md",
 }
 
 
