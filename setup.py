@@ -15,7 +15,7 @@ setup(
         "tensorboard", "tqdm", "safetensors",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "scikit-learn", "onnx", "onnxruntime"],
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "scikit-learn", "onnx", "onnxruntime"],
         # published checkpoints (ESRGAN, SwinIR, HAT, ...) through spandrel; it needs torchvision,
         # which pins its own torch: docs/published-models.md
         "models": ["spandrel>=0.4.2", "torchvision"],
