@@ -24,6 +24,7 @@ import torch
 
 from restore.archs import build_network
 from restore.archs.layers.csc_conv import CSCConv2d
+from restore.benchmark.models import latency_ms
 from restore.csc import apply_csc_lambda_option, first_layer_measure, fit_path_for, scale_csc_lambda
 from restore.csc.calibrate import DEFAULT_MULTIPLIERS, fit_rows, load_validation_images, noisy_versions, sweep
 from restore.data import build_dataloader, build_dataset
@@ -149,16 +150,9 @@ def stage_residuals(results, data_root):
         results[key] = rows
 
 
-def cpu_ms(module, x, repeats=7):
-    """Fastest of `repeats` eval forwards, in ms (the minimum is the least disturbed by other jobs)."""
-    with torch.inference_mode():
-        module(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            module(x)
-            times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+def cpu_ms(module, x) -> float:
+    """Fastest of 7 eval forwards, in ms (the minimum is the least disturbed by other jobs)."""
+    return latency_ms(module, x.shape, runs=7, reduce=min)
 
 
 def stage_cost(results):

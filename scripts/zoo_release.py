@@ -340,6 +340,43 @@ def targets_table() -> str:
     return "\n".join(lines)
 
 
+GATE_REGION_HEADER = ["| model | tiles | images that change (per set) | change of the means (dB) | largest drop, "
+                      "one image (dB) | largest SSIM change | MACs vs whole image |", "|---|---|---|---|---|---:|---:|"]
+
+
+def gate_region_rows(name: str, bench: dict) -> list[str]:
+    """One row per `_tileN` model of an SR model's benchmark (results.json) against its whole-image
+    row `name`: on how many images the score moves at all (the tiling engages only on LR sides >= 4
+    tiles), the change of each set's mean, the largest drop on one image, the largest SSIM change,
+    and the MACs against the whole-image pass (for a 1280x720 output)."""
+    macs = {m["label"]: m["macs_per_pixel"] for m in bench["models"]}
+    rows = []
+    for label in [m["label"] for m in bench["models"] if m["label"] != name]:
+        changed, means, drops, ssim = [], [], [], []
+        for r in bench["results"]:
+            pairs = [(im["name"], im[name], im[label]) for im in r["images"]]
+            changed.append(f"{sum(a['psnr'] != b['psnr'] for _, a, b in pairs)} of {len(pairs)}")
+            means.append(f"{r['mean'][label]['psnr'] - r['mean'][name]['psnr']:+.2f}")
+            drops += [(a["psnr"] - b["psnr"], f"{r['set']} {n}") for n, a, b in pairs]
+            ssim += [abs(a["ssim"] - b["ssim"]) for _, a, b in pairs]
+        drop, where = max(drops)
+        sets = " / ".join(r["set"] for r in bench["results"])
+        rows.append(f"| `{name}` | {label.rsplit('_tile', 1)[1]} px | {' / '.join(changed)} ({sets}) | "
+                    f"{' / '.join(means)} | " + (f"{drop:.2f} ({where})" if drop > 0 else "none")
+                    + f" | {max(ssim):.4f} | {macs[label] / macs[name]:.1f}x |")
+    return rows
+
+
+def gate_region_table() -> str:
+    """gate_region_rows of every shipped SR model (docs/zoo.md, "Gate region")."""
+    lines = list(GATE_REGION_HEADER)
+    for name in shipped():
+        if task_of(read_options(name)) == "sr":
+            with open(os.path.join(ROOT, "results", "zoo", name, "results.json"), encoding="utf-8") as f:
+                lines += gate_region_rows(name, json.load(f))
+    return "\n".join(lines)
+
+
 def size_sweep_table() -> str:
     with open(SIZE_SWEEP, encoding="utf-8") as f:
         return f.read().split("\n\n", 1)[1].strip()  # drop the line saying how it was run
@@ -349,10 +386,10 @@ def generated_blocks() -> dict[str, str]:
     """The generated parts of docs/zoo.md and README.md, by marker name; each is everything between
     `<!-- NAME: begin ... -->` and `<!-- NAME: end -->` in the page."""
     return {"zoo-tables": zoo_tables(shipped()).strip(), "size-sweep": size_sweep_table(),
-            "zoo-targets": targets_table()}
+            "zoo-targets": targets_table(), "zoo-gate-region": gate_region_table()}
 
 
-PAGE_BLOCKS = {ZOO_PAGE: ("zoo-tables", "zoo-targets", "size-sweep"), README: ("zoo-targets",)}
+PAGE_BLOCKS = {ZOO_PAGE: ("zoo-tables", "zoo-targets", "zoo-gate-region", "size-sweep"), README: ("zoo-targets",)}
 
 
 def render_zoo_page(page: str, path: str = ZOO_PAGE) -> str:

@@ -184,3 +184,20 @@ def test_calibration_table_rows():
     assert "t/a [crop 8x8+0+0]: feature score 0.500, never a candidate" in text
     assert "t/b [jpeg q30]: feature score 0.950, NCC 0.800" in text
     assert "2.0 CPU-minutes (user + sys), 1.5 min wall" in text
+
+
+def test_calibration_markdown_is_the_table_with_settings_and_hardest_negatives():
+    """calibration.md (always written) and the --table results file share one writer."""
+    from restore.features.leak_report import calibration_markdown, calibration_table
+    row = {"feature_threshold": 0.9, "ncc_threshold": 0.85, "precision": 1.0, "recall": 1.0,
+           "recall_by_degradation": {"crop": 1.0, "shift": 1.0, "downup_x2": 1.0, "jpeg": 1.0, "noise": 1.0}}
+    result = {"settings": {"scale": 0.5}, "positives": 5, "negative_pairs": 20, "at_chosen_thresholds": row,
+              "sweep": [row], "ncc_checked_positives": {"min": 0.99, "count": 5},
+              "ncc_checked_negatives": {"max": 0.3, "count": 4}, "missed": [], "images_embedded": 6,
+              "seconds": 30.0, "hardest_negatives": [{"test": "t/a", "other": "t/b", "feature_score": 0.91, "ncc": 0.3}]}
+    text = calibration_markdown(result)
+    header = "# restore-leaks calibration on synthetic near-copies\n\n- settings: {'scale': 0.5}"
+    assert text.startswith(calibration_table(result, header, None))
+    assert "- Time: 0.5 min wall." in text
+    assert text.endswith("| test image | other image | feature score | NCC |\n|---|---|---|---|\n"
+                         "| t/a | t/b | 0.910 | 0.3000 |\n")

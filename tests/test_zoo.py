@@ -155,6 +155,24 @@ def test_the_zoo_page_generator_replaces_a_stale_table_and_refuses_a_page_withou
         zoo_release.render_zoo_page(page.replace("<!-- zoo-tables: begin", "<!-- gone"))
 
 
+def test_gate_region_rows_from_a_hand_made_benchmark():
+    """docs/zoo.md's gate-region table: per tile size, the images whose score moves, the change of
+    the means, the worst single image, the largest SSIM change and the MACs ratio."""
+    zoo_release = load_script("zoo_release")
+    def image(name, whole, tiled, ssim_tiled=0.9):
+        return {"name": name, "m": {"psnr": whole, "ssim": 0.9}, "m_tile48": {"psnr": tiled, "ssim": ssim_tiled}}
+    bench = {"models": [{"label": "m", "macs_per_pixel": 100.0}, {"label": "m_tile48", "macs_per_pixel": 270.0}],
+             "results": [{"set": "A", "mean": {"m": {"psnr": 30.0}, "m_tile48": {"psnr": 29.75}},
+                          "images": [image("a1", 31.0, 30.5, 0.8995), image("a2", 29.0, 29.0)]},
+                         {"set": "B", "mean": {"m": {"psnr": 28.0}, "m_tile48": {"psnr": 28.0}},
+                          "images": [image("b1", 28.0, 28.0)]}]}
+    assert zoo_release.gate_region_rows("m", bench) == [
+        "| `m` | 48 px | 1 of 2 / 0 of 1 (A / B) | -0.25 / +0.00 | 0.50 (A a1) | 0.0005 | 2.7x |"]
+    for im in bench["results"][0]["images"]:
+        im["m_tile48"]["psnr"] = im["m"]["psnr"]
+    assert "| none |" in zoo_release.gate_region_rows("m", bench)[0]
+
+
 # restore-leaks found Set12/04 (the starfish) inside these training images; every zoo run that reads
 # their folder must leave them out (docs/features.md, "restore-leaks").
 LEAKED = {"BSD200": "12003", "Train400": "test_020"}

@@ -77,32 +77,6 @@ def markdown_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-
-def calibration_markdown(result: dict, settings: dict) -> str:
-    lines = ["# restore-leaks calibration on synthetic near-copies", "",
-             f"- settings: {settings}",
-             f"- positives: {result['positives']} (each test image x {', '.join(DEGRADATIONS)}); "
-             f"negative pairs: {result['negative_pairs']}",
-             f"- feature score of positives: {result['feature_score_positives']}",
-             f"- feature score of negatives: {result['feature_score_negatives']}",
-             f"- NCC of checked positives: {result['ncc_checked_positives']}; "
-             f"of checked negatives: {result['ncc_checked_negatives']}", "",
-             "| feature threshold | NCC threshold | precision | recall | recall by degradation |",
-             "|---|---|---|---|---|"]
-    for row in [result["at_chosen_thresholds"]] + result["sweep"]:
-        lines.append(f"| {row['feature_threshold']} | {row['ncc_threshold']} | {row['precision']:.4f} | "
-                     f"{row['recall']:.4f} | {row['recall_by_degradation']} |")
-    if result["missed"]:
-        lines += ["", f"Missed at the chosen thresholds ({len(result['missed'])}):", ""]
-        lines += [f"- {m['copy']} (feature score {m['feature_score']}, NCC {m['ncc']})" for m in result["missed"][:50]]
-    lines += ["", "Negatives with the highest NCC among the pixel-checked candidates:", "",
-              "| test image | other image | feature score | NCC |", "|---|---|---|---|"]
-    lines += [f"| {h['test']} | {h['other']} | {h['feature_score']:.3f} | {h['ncc']:.4f} |"
-              for h in result["hardest_negatives"]]
-    return "\n".join(lines) + "\n"
-
-
-
 def ratio(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -115,7 +89,7 @@ def recall_columns(row: dict) -> str:
     return " / ".join(ratio(row["recall_by_degradation"][k]) for k in DEGRADATIONS)
 
 
-def calibration_table(result: dict, header: str, cpu_seconds: float) -> str:
+def calibration_table(result: dict, header: str, cpu_seconds: float | None) -> str:
     """The results file of a --calibrate run (--table): `header` (the command and the machine), the
     result at the chosen thresholds, the threshold sweep, the separation and the misses."""
     chosen = result["at_chosen_thresholds"]
@@ -137,8 +111,20 @@ def calibration_table(result: dict, header: str, cpu_seconds: float) -> str:
               + (f"NCC {m['ncc']:.3f}" if isinstance(m["ncc"], float) else "never a candidate")
               for m in result["missed"]]
     lines += [f"- Images embedded: {result['images_embedded']:,}.",
-              f"- Time: {cpu_seconds / 60:.1f} CPU-minutes (user + sys), {result['seconds'] / 60:.1f} min wall."]
+              "- Time: " + ("" if cpu_seconds is None else f"{cpu_seconds / 60:.1f} CPU-minutes (user + sys), ")
+              + f"{result['seconds'] / 60:.1f} min wall."]
     return "\n".join(lines) + "\n"
+
+
+def calibration_markdown(result: dict) -> str:
+    """calibration.md: the results table of calibration_table under the run's settings, then the
+    hardest negatives, which show how close unrelated images come to the NCC threshold."""
+    header = f"# restore-leaks calibration on synthetic near-copies\n\n- settings: {result['settings']}"
+    lines = ["", "Negatives with the highest NCC among the pixel-checked candidates:", "",
+             "| test image | other image | feature score | NCC |", "|---|---|---|---|"]
+    lines += [f"| {h['test']} | {h['other']} | {h['feature_score']:.3f} | {h['ncc']:.4f} |"
+              for h in result["hardest_negatives"]]
+    return calibration_table(result, header, None) + "\n".join(lines) + "\n"
 
 
 def region(y0: int, x0: int, h: int, w: int) -> str:
@@ -191,4 +177,4 @@ def write_calibration_report(out: str, result: dict) -> None:
     """calibration.json and calibration.md in the folder `out`."""
     os.makedirs(out, exist_ok=True)
     write_text(os.path.join(out, "calibration.json"), json.dumps(result, indent=1) + "\n")
-    write_text(os.path.join(out, "calibration.md"), calibration_markdown(result, result["settings"]))
+    write_text(os.path.join(out, "calibration.md"), calibration_markdown(result))

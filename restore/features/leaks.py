@@ -260,6 +260,8 @@ def full_resolution_match(test: Item, train: Item, box_test, box_train, scale: f
         return {}
     mad, dy, dx, y0, x0, y1, x1 = best
     pa, pb = a[y0:y1, x0:x1], b[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+    # Not restore.metrics.calculate_psnr: features sits below metrics (docs/architecture.md), and
+    # the luma here is float (a 16-bit source is not rounded to 8 bits), which calculate_psnr refuses.
     mse = float(np.mean((pa - pb) ** 2))
     ncc = float(np.corrcoef(pa.ravel(), pb.ravel())[0, 1]) if pa.std() > 0 and pb.std() > 0 else 0.0
     h, w = y1 - y0, x1 - x0
