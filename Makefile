@@ -67,6 +67,8 @@ results: setup
 	$(BIN)/restore-bench --model NSR_tiny=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8 \
 		--model NSR_tiny_tile=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8,gate_region=tile \
 		--sets Set5 Set14 BSD100 --scales 2 -o results/bench_nsr_tiny --latency-runs 3 --no-html --no-progress
+	# ~2 min, estimated (docs/nsr.md, "Speed"): NSR inference against WDSR-A; wants an idle machine
+	$(BIN)/python scripts/bench_nsr.py --pinned-malloc --repeats 7 --table results/nsr/speed.md
 	# ~3 min, estimated: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
 	$(BIN)/python scripts/readme_example.py
 	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)

@@ -11,6 +11,10 @@ returns large buffers to the OS after every forward; --pinned-malloc keeps them 
 MALLOC_TRIM_THRESHOLD_=4000000000 would). The setting used is printed.
 
     python scripts/bench_nsr.py [--size 256] [--repeats 5] [--pinned-malloc] [--nchw] [--threads N]
+                                [--table results/nsr/speed.md]
+
+--table also writes the report to a results file whose first line names the command and the machine
+(docs/nsr.md quotes it).
 """
 import argparse
 import os
@@ -24,6 +28,8 @@ import torch
 from restore.archs import build_network
 from restore.utils.allocator import tune_allocator
 from restore.utils.flops import count_macs, count_params
+from restore.utils.img_io import atomic_write_bytes
+from restore.utils.machine import made_by
 
 
 def allocator_setting(pinned: bool) -> str:
@@ -57,6 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--nchw", action="store_true", help="NCHW instead of channels_last")
     p.add_argument("--no-tiles", action="store_true", help="skip NSR's tiled inference")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--table", help="also write the report to this results file (markdown)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,10 +89,11 @@ def main(argv=None) -> int:
         models[name] = build_network(opt).eval().to(memory_format=memory_format)
         macs[name] = count_macs(models[name], shape)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'NCHW' if args.nchw else 'channels_last'}, batch 1, {args.size}x{args.size} LR, x{args.scale}")
-    print(f"allocator: {allocator_setting(pinned)}")
-    print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share this CPU)")
+    report = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"{'NCHW' if args.nchw else 'channels_last'}, batch 1, {args.size}x{args.size} LR, x{args.scale}",
+              f"allocator: {allocator_setting(pinned)}",
+              f"load average before: {os.getloadavg()[0]:.2f} (other processes share this CPU)"]
+    print("\n".join(report))
     times = {name: [] for name in models}
     with torch.inference_mode():
         for model in models.values():  # warm-up
@@ -96,18 +104,24 @@ def main(argv=None) -> int:
                 model(x)
                 times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    print(f"load average after: {os.getloadavg()[0]:.2f}\n")
-    print("| model | params | GMACs | median ms | min ms | GFLOP/s |")
-    print("|---|---|---|---|---|---|")
+    report.append(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(report[-1] + "\n")
+    results = ["| model | params | GMACs | median ms | min ms | GFLOP/s |", "|---|---|---|---|---|---|"]
     for name, m in medians.items():
         g = macs[name]["macs"] / 1e9
-        print(f"| {name} | {macs[name]['params']:,} | {g:.1f} | {m * 1e3:.0f} | {min(times[name]) * 1e3:.0f} | "
-              f"{2 * g / m:.0f} |")
+        results.append(f"| {name} | {macs[name]['params']:,} | {g:.1f} | {m * 1e3:.0f} | "
+                       f"{min(times[name]) * 1e3:.0f} | {2 * g / m:.0f} |")
     names = list(medians)
-    print(f"\nNSR / WDSR-A same width:  {medians[names[0]] / medians[names[1]]:.3f}x")
-    print(f"NSR / WDSR-A same params: {medians[names[0]] / medians[names[2]]:.3f}x")
+    results += ["", f"- NSR / WDSR-A same width: {medians[names[0]] / medians[names[1]]:.3f}x",
+                f"- NSR / WDSR-A same params: {medians[names[0]] / medians[names[2]]:.3f}x"]
     if not args.no_tiles:
-        print(f"NSR tiled / NSR whole image: {medians[names[3]] / medians[names[0]]:.3f}x")
+        results.append(f"- NSR tiled / NSR whole image: {medians[names[3]] / medians[names[0]]:.3f}x")
+    print("\n".join(results))
+    if args.table:
+        header = made_by("python", "scripts/bench_nsr.py", *(argv if argv is not None else sys.argv[1:]))
+        text = "\n".join([header, "", *(f"- {line}" for line in report), "", *results]) + "\n"
+        atomic_write_bytes(args.table, text.encode())
+        print(f"results table: {args.table}")
     return 0
 
 

@@ -94,7 +94,8 @@ ALLOWED = {
         (("0.04", "1.04", "0.21", "0.10"), "derived: per-image and mean PSNR differences of the two models"),
     ("docs/nsr.md", "`python scripts/bench_nsr.py --pinned-malloc --repeats 7` (b"):
         (("4.88", "1.088", "1.2", "0.249", "3.15", "2.7", "1.047", "0.22", "3.25", "4%"),
-         "not kept: python scripts/bench_nsr.py --pinned-malloc --repeats 7 prints them and writes no file"),
+         "not kept: that run only printed them; its next run writes results/nsr/speed.md "
+         "(`--table`, in `make results`), which needs an idle machine"),
     ("docs/performance.md", "- **Training**: iterations per second of one training step, "):
         (("30%", "6%"), "not kept: the spread of repeated steps and of identical sides over that day's runs"),
     ("docs/performance.md", "The sides' CPU shares in that run were 75-96 %, so single-si"):
