@@ -268,17 +268,20 @@ def _score(result: dict, label: str) -> str:
     return f"{m['psnr']:.2f} / {m['ssim']:.4f}" if m else "-"
 
 
+def bench_results(name: str) -> dict:
+    """A released model's results/zoo/NAME/results.json (what the bench stage wrote)."""
+    path = os.path.join(ROOT, "results", "zoo", name, "results.json")
+    if not os.path.isfile(path):
+        raise RestoreError(f"{path}: run python scripts/zoo_release.py {name} first")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def zoo_tables(names: list[str]) -> str:
     """The models table, then one table per model: its mean PSNR / SSIM per set and level beside the
     baseline (bicubic, or the degraded input), and for SR models their gate_region=tile scores.
     Card links are relative to docs/, where the tables live (docs/zoo.md)."""
-    benches = {}
-    for name in names:
-        path = os.path.join(ROOT, "results", "zoo", name, "results.json")
-        if not os.path.isfile(path):
-            raise RestoreError(f"{path}: run python scripts/zoo_release.py {name} first")
-        with open(path, encoding="utf-8") as f:
-            benches[name] = json.load(f)
+    benches = {name: bench_results(name) for name in names}
     lines = ["| model | task | params | MACs / output px | iterations | wall time | weights | card |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for name in names:
@@ -331,8 +334,8 @@ def targets_table() -> str:
             target = "-" if "input_plus" in t else f"{t['target']:.2f}"
             lines.append(f"| `{name}` | {where} | - | {classic} | {target} | not trained yet |")
             continue
-        with open(os.path.join(ROOT, "results", "zoo", name, "results.json"), encoding="utf-8") as f:
-            result = next(r for r in json.load(f)["results"] if (r["set"], r["level_name"]) == (t["set"], t["level"]))
+        result = next(r for r in bench_results(name)["results"]
+                      if (r["set"], r["level_name"]) == (t["set"], t["level"]))
         ours = result["mean"][name]["psnr"]
         target = result["mean"]["Input"]["psnr"] + t["input_plus"] if "input_plus" in t else t["target"]
         verdict = "met" if round(ours, 2) >= round(target, 2) else f"missed by {target - ours:.2f} dB"
@@ -372,8 +375,7 @@ def gate_region_table() -> str:
     lines = list(GATE_REGION_HEADER)
     for name in shipped():
         if task_of(read_options(name)) == "sr":
-            with open(os.path.join(ROOT, "results", "zoo", name, "results.json"), encoding="utf-8") as f:
-                lines += gate_region_rows(name, json.load(f))
+            lines += gate_region_rows(name, bench_results(name))
     return "\n".join(lines)
 
 
