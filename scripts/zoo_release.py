@@ -64,7 +64,8 @@ FAMILIES = {"nsr_dn_gray_blind": "nsr_dn_blind", "nsr_dn_color_blind": "nsr_dn_b
 # How each zoo run was launched (the wall time on a card means nothing without it): the first three
 # ran two at a time with one torch thread each; x4 ran alone with both cores.
 LAUNCH = {
-    "nsr_sr_x2": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
+    "nsr_sr_x2": ("", "2 torch threads, alone but for edits and small tests, except iterations "
+                      "1-2,245 and 5,313-6,603 (55 min) on 1 thread beside test-suite runs"),
     "nsr_dn_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
     "nsr_jpeg_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
     "nsr_sr_x4": ("", "2 torch threads, alone on the machine"),
