@@ -11,9 +11,9 @@ named file passes, so a marker names only the files its text quotes; where parts
 (the items of a list) quote different files, each part ends with its own marker, which covers the
 text since the previous one.
 
-The numbers looked at are decimals (1.44, 0.66 s, 37.05 dB) and percentages (84 %, 29%): counts
-and settings are mostly integers, and checking every integer would drown the measurements in sizes,
-iterations and years. Not looked at: numbers in `code spans` (option values, commands), in link
+The numbers looked at are decimals (1.44, 0.66 s, 37.05 dB), percentages (84 %, 29%) and integers
+with a unit of measurement (19 minutes, 200 s, 85 MB, 739 GMACs, 21 dB): other integers are mostly
+counts and settings, and checking them would drown the measurements in sizes, iterations and years. Not looked at: numbers in `code spans` (option values, commands), in link
 targets, versions (two dots: 2.13.0), goals ("goal 1.3x") and the pages with generators of their own.
 
 A decimal that is not a measurement (a threshold, a published number), one derived from a file's
@@ -31,6 +31,9 @@ MARKER = re.compile(r"<!-- numbers:\s+(.*?)\s*-->", re.S)
 GOAL = re.compile(r"\bgoal:?\s+(?:within\s+|of\s+)?\d+(?:\.\d+)? ?%?")
 # A percentage, or a decimal that is not part of a longer dotted run (a version: 2.13.0).
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) ?%|(?<![\w.])(\d+\.\d+)(?![\w.]*\d)")
+# An integer is a measurement when a unit of time, size, cost or quality follows it ("200 s", "1,024 MB").
+MEASURED_INTEGER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?![\w.,]*\d) ?"
+                              r"(?:min|minutes|s|ms|h|hours?|dB|GMACs?|MB|GB|GiB|GFLOP/s)(?!\w)")
 FILE_NUMBER = re.compile(r"(\d+(?:\.\d+)?)( ?%)?")
 CODE_SPAN = re.compile(r"`[^`]*`")
 LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
@@ -39,12 +42,18 @@ LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
 ALLOWED = {
     ("README.md", "Both need only Python >= 3.10 and the package index. `make` "):
         (("3.10",), "a version"),
+    ("README.md", "- idle 2-core Intel Xeon (AVX512-BF16, AMX; `python scripts/"):
+        (("15",), "not kept: the command's approximate run time, so a user knows what to expect"),
     ("docs/blurpool.md", "**Setup.** - Model: `UNet`, num_feat 16, 3 levels (period 4)"):
         (("0.2",), "a setting: the lr schedule's factor"),
     ("docs/blurpool.md", "**What the results show.** - **Equivariance.** - Blurring bo"):
-        (("0.3", "0.5", "0.1", "1.2", "1.3"),
-         "derived from unet_dn25.md: 55-58 dB EQ-PSNR as RMS gray levels, the size of the PSNR gaps, "
-         "the ratio of the ms/img ranges"),
+        (("23", "10", "21", "0.3", "0.5", "0.1", "1.2", "1.3"),
+         "derived from unet_dn25.md: EQ-PSNR gains (differences of its columns), 55-58 dB EQ-PSNR as RMS "
+         "gray levels, the size of the PSNR gaps, the ratio of the ms/img ranges"),
+    ("docs/blurpool.md", "**Shift modes.** - `circular=True` shifts with `torch.roll`."):
+        (("100",), "a bound: where float rounding puts the PSNR of an exact match"),
+    ("docs/blurpool.md", "**Budget.** The machine has 2 cores shared with other engine"):
+        (("19",), "not kept: the wall time of that day's runs on a shared machine"),
     ("docs/csc.md", "- **Any input size.** A is the exact adjoint of A^T for ever"):
         (("8%", "1.09"), "analysis and a test's bound: the factor 1 / (1 - 2 (pi/16)^2), and L <= 1.09 x the sup"),
     ("docs/csc.md", "- **Step size.** SDNet takes eta = 0.9 / L_pi, L_pi from a p"):
@@ -70,6 +79,8 @@ ALLOWED = {
         (("1.4",), "derived: ratios of loading_speed.md's patches per second"),
     ("docs/features.md", "`restore.features.RandomSignedFeatures` computes image featu"):
         (("1806.05789",), "an arXiv identifier"),
+    ("docs/features.md", "- 512 features of a 240x160 image (k=5, B=1) take well under"):
+        (("35", "1"), "not kept: one run's weight size and a bound on its peak memory"),
     ("docs/features.md", "1. **Preprocessing.** Every image is read as luma. Colour an"):
         (("0.5",), "an option default (--scale)"),
     ("docs/features.md", "So a test image that is a crop of a training image, or the r"):
@@ -89,7 +100,9 @@ ALLOWED = {
     ("docs/nsr.md", "- gates: `softmax` (the paper's), `sigmoid`, `gumbel` (strai"):
         (("0.3",), "the reference's blending constant"),
     ("docs/nsr.md", "NSR holds 4.1x WDSR's parameters at 1.005x its MACs. With `g"):
-        (("4.1", "1.005", "2.7"), "derived: ratios of flops.md's parameters and MACs, and of the tiny NSR's GMACs"),
+        (("4.1", "1.005", "739", "2.7"),
+         "derived: ratios of flops.md's parameters and MACs, its 274.47 GMACs times the tile cost, which is the "
+         "ratio of the tiny NSR's GMACs"),
     ("docs/nsr.md", "Gate region (`gate_region: tile`, an arch option): the refer"):
         (("0.04", "1.04", "0.21", "0.10"), "derived: per-image and mean PSNR differences of the two models"),
     ("docs/nsr.md", "`python scripts/bench_nsr.py --pinned-malloc --repeats 7` (b"):
@@ -102,8 +115,14 @@ ALLOWED = {
         (("5%", "1%", "9.4"),
          "a judgement from the shares, an estimate per op, and the MB of 16 x 64 x 48 x 48 fp32 values"),
     ("docs/performance.md", "**Where the cost goes** (`torch.profiler`, one 64 -> 64 laye"):
-        (("95%", "4.5", "1.6", "2.5", "0.7", "0.8", "0.9", "0.16", "0.5"),
+        (("95%", "61", "154", "4.5", "1.6", "2.5", "2", "0.7", "0.8", "6", "0.9", "0.16", "27", "0.5", "200"),
          "not kept: torch.profiler of one layer and of two whole steps; no script writes it"),
+    ("docs/performance.md", "- **Memory format.** oneDNN's kernels work in a blocked NHWC"):
+        (("200",), "not kept: the whole-NSR torch.compile run printed its compile time only"),
+    ("docs/performance.md", "`unfold` writes and reads a 9x im2col copy of every activati"):
+        (("85",), "computed: 16 x 64 x 48 x 48 fp32 values x 9"),
+    ("docs/published-models.md", "Measured here: 3 min 15 s on a busy 2-core machine (80 s on "):
+        (("3", "15", "80"), "not kept: the wall time of make test-models' setup, so a user knows what to expect"),
     ("docs/performance.md", "On this CPU even WDSR-A trains faster in NCHW (1.17x) with t"):
         (("0.96",), "derived: 2103 / 2201 ms in nsr_train_2threads.md"),
     ("docs/performance.md", "**Verdict.** The best formulation, `fused` in NCHW, brings N"):
@@ -155,9 +174,12 @@ def segments(paragraph: str) -> list[tuple[str, list[str]]]:
 
 
 def measured_numbers(paragraph: str) -> list[str]:
-    """The decimals and percentages of a paragraph, as printed ('1.44', '90 %' -> '90%')."""
+    """The decimals, percentages and measured integers of a paragraph in order, as printed ('1.44',
+    '90 %' -> '90%', '1,024 MB' -> '1024')."""
     text = GOAL.sub("", LINK_TARGET.sub("]", CODE_SPAN.sub("", MARKER.sub("", paragraph))))
-    return [f"{percent}%" if percent else decimal for percent, decimal in NUMBER.findall(text)]
+    found = [(m.start(), f"{m[1]}%" if m[1] else m[2]) for m in NUMBER.finditer(text)]
+    found += [(m.start(), m[1].replace(",", "")) for m in MEASURED_INTEGER.finditer(text)]
+    return [number for _, number in sorted(found)]
 
 
 def decimals(number: str) -> int:
@@ -262,3 +284,7 @@ def test_the_checker_reads_paragraphs_and_skips_what_is_not_prose():
     assert holds("0.902", "90%") and holds("90.2 %", "90%") and not holds("90 images", "90%")
     assert holds("1.0049", "1.005") and holds("(1.44x)", "1.44") and not holds("1.4", "1.44")
     assert measured_numbers("1.088x (goal: within\n1.15x), 1.3x (goal 1.3x)") == ["1.088", "1.3"]
+    # integers count when a unit follows them; counts, sizes and ranges' first ends do not
+    assert measured_numbers("took 19 minutes and 1,024 MB (391-718 ms, 2 cores, 240x160, 3.5 s, 8 images)") == \
+        ["19", "1024", "718", "3.5"]
+    assert holds("| NSR | 738.6 |", "739") and not holds("| NSR | 737.4 |", "739")
