@@ -12,7 +12,7 @@ setup(
                   "restore.data": ["dataset_manifest.json"]},  # test-set sources and checksums
     install_requires=[
         "torch>=2.1", "numpy", "opencv-python-headless", "lmdb", "scikit-image", "pyyaml",
-        "tensorboard", "tqdm", "safetensors",
+        "tensorboard", "tqdm", "safetensors", "threadpoolctl",
     ],
     extras_require={
         "test": ["pytest", "pytest-timeout", "pytest-xdist", "scikit-learn", "onnx", "onnxruntime"],

@@ -80,7 +80,7 @@ ALLOWED = {
     ("docs/features.md", "`restore.features.RandomSignedFeatures` computes image featu"):
         (("1806.05789",), "an arXiv identifier"),
     ("docs/features.md", "- 512 features of a 240x160 image (k=5, B=1) take well under"):
-        (("35", "1"), "not kept: one run's weight size and a bound on its peak memory"),
+        (("35", "1"), "computed: n (3k^2 + 1 + 2B (k^2 + 1)) fp32 weights = 35.2 MB; a bound on peak memory, not kept"),
     ("docs/features.md", "1. **Preprocessing.** Every image is read as luma. Colour an"):
         (("0.5",), "an option default (--scale)"),
     ("docs/features.md", "So a test image that is a crop of a training image, or the r"):

@@ -138,6 +138,33 @@ STORM = textwrap.dedent("""
 """)
 
 
+WORKER_THREADS = textwrap.dedent("""
+    import numpy, threadpoolctl, torch
+    from torch.utils.data import Dataset
+    from restore.data.worker_signals import StopSafeDataLoader, init_worker
+    class Threads(Dataset):
+        def __len__(self):
+            return 1
+        def __getitem__(self, i):
+            blas = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+            return torch.tensor([torch.get_num_threads(), max(blas)])
+    blas = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    loader = StopSafeDataLoader(Threads(), batch_size=1, num_workers=1, worker_init_fn=init_worker)
+    print(torch.get_num_threads(), max(blas), *next(iter(loader))[0].tolist())
+""")
+
+
+def test_workers_compute_with_one_thread_for_torch_and_for_numpys_blas():
+    # numpy's BLAS threads in a worker spin against the training's own threads (10x slower x4 patches)
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", WORKER_THREADS], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    main_torch, main_blas, worker_torch, worker_blas = map(int, out.stdout.split())
+    assert (main_torch, main_blas) == (2, 2)  # the main process keeps its threads
+    assert (worker_torch, worker_blas) == (1, 1)
+
+
 @pytest.mark.slow
 def test_workers_survive_sigterm_while_they_start():
     # A plain DataLoader fails this within a few epochs ("DataLoader worker exited unexpectedly", or
