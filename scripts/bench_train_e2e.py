@@ -1,12 +1,12 @@
 """restore-train end to end against the bare training step it wraps, for training option files.
 
 End to end is `restore-train -opt FILE` as a user runs it, in its own process: its data loader and
-workers, the degradation on the fly, the loop, logging. It runs --long iterations and logs its
-speed at iteration --short and --long (restore-train's log prints the iterations per second since
+workers, the degradation on the fly, the loop, logging. It logs its speed at iteration --short and
+--long (restore-train's log prints the iterations per second since
 the run started). The seconds between the two points over the iterations between them are the cost
 of one iteration, with the start (workers starting, the first batch, the first step's memory-format
-choice) left out. Checkpoints and validation inside the run are pushed past its end: they are not
-steps.
+choice) left out. Checkpoints and validation are pushed past --long, and the run is stopped
+(SIGTERM, which restore-train handles) once its log has that line: they are not steps.
 
 The bare step is the same network and optimiser, built from the same file in its own process with
 restore-train's allocator setting, stepping on random batches of the recipe's shapes (no data):
@@ -26,6 +26,7 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,23 +43,39 @@ NEVER = 10 ** 9  # an iteration a short run never reaches
 SPEED = re.compile(r"INFO: iter +(\d+) .*? ([\d.]+) it/s ")  # restore.train.log_progress's line
 
 
+def logged_speeds(work: str) -> dict:
+    """{iteration: it/s} from the run's log so far."""
+    speeds = {}
+    for log in glob.glob(os.path.join(work, "e2e", "train_*.log")):
+        with open(log, encoding="utf-8") as f:
+            speeds.update((int(m[1]), float(m[2])) for m in SPEED.finditer(f.read()))
+    return speeds
+
+
 def restore_train(option_file: str, short: int, long: int, work: str, data_root: str | None) -> float:
-    """Seconds per iteration of `restore-train -opt option_file` between iterations `short` and `long`."""
+    """Seconds per iteration of `restore-train -opt option_file` between iterations `short` and `long`.
+
+    The run is set to go on past `long` and is stopped (SIGTERM, which restore-train handles) once its
+    log has that line, so the final checkpoint and validation cost no time here."""
     cmd = [sys.executable, "-m", "restore.train", "-opt", option_file,
            "--set", "name=e2e", "--set", f"path.experiments_root={work}",
-           "--set", f"train.total_iter={long}", "--set", f"logger.print_freq={short}",
+           "--set", f"train.total_iter={long + short}", "--set", f"logger.print_freq={short}",
            "--set", f"logger.save_checkpoint_freq={NEVER}", "--set", f"val.val_freq={NEVER}",
            "--set", "logger.use_tb_logger=false"]
     if data_root:
         cmd += ["--data-root", data_root]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RestoreError(f"{option_file}: restore-train failed (exit {done.returncode}): {last}")
-    logs = glob.glob(os.path.join(work, "e2e", "train_*.log"))
-    speed = {int(m[1]): float(m[2]) for log in logs for m in SPEED.finditer(open(log, encoding="utf-8").read())}
+    with tempfile.TemporaryFile("w+") as stderr:
+        run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        while run.poll() is None and long not in logged_speeds(work):
+            time.sleep(0.2)
+        if run.poll() is None:
+            run.send_signal(signal.SIGTERM)
+        code = run.wait()
+        stderr.seek(0)
+        last = (stderr.read().strip().splitlines() or ["(no output)"])[-1]
+    speed = logged_speeds(work)
     if short not in speed or long not in speed:
-        raise RestoreError(f"{option_file}: restore-train's log has no speed at iterations {short} and {long}")
+        raise RestoreError(f"{option_file}: restore-train failed (exit {code}): {last}")
     return (long / speed[long] - short / speed[short]) / (long - short)
 
 
