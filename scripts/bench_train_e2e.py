@@ -1,11 +1,10 @@
 """restore-train end to end against the bare training step it wraps, for training option files.
 
 End to end is `restore-train -opt FILE` as a user runs it, in its own process: its data loader and
-workers, the degradation on the fly, the loop, logging. It logs its speed at iteration --short and
---long (restore-train's log prints the iterations per second since
-the run started). The seconds between the two points over the iterations between them are the cost
-of one iteration, with the start (workers starting, the first batch, the first step's memory-format
-choice) left out. Checkpoints and validation are pushed past --long, and the run is stopped
+workers, the degradation on the fly, the loop, logging. Its log gives the iterations per second
+since the run started at iterations --short and --long; the seconds between the two points over the
+iterations between them are the cost of one iteration, with the start (workers starting, the first
+batch, the first step's memory-format choice) left out. Checkpoints and validation are pushed past --long, and the run is stopped
 (SIGTERM, which restore-train handles) once its log has that line: they are not steps.
 
 The bare step is the same network and optimiser, built from the same file in its own process with
