@@ -69,6 +69,10 @@ results: setup
 		--sets Set5 Set14 BSD100 --scales 2 -o results/bench_nsr_tiny --latency-runs 3 --no-html --no-progress
 	# ~2 min, estimated (docs/nsr.md, "Speed"): NSR inference against WDSR-A; wants an idle machine
 	$(BIN)/python scripts/bench_nsr.py --pinned-malloc --repeats 7 --table results/nsr/speed.md
+	# ~2 min, estimated (docs/performance.md, "Where the cost goes"): one NSR block conv profiled per
+	# formulation beside the plain conv, 1 thread; wants an idle machine
+	$(BIN)/python scripts/bench_nsr_train.py --layer --threads 1 --formulations grouped fused \
+		--profile results/performance/nsr_profile.md
 	# ~3 min, estimated: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
 	$(BIN)/python scripts/readme_example.py
 	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)

@@ -18,6 +18,11 @@ time is recorded too ("share" below ~90 % of the threads: the side did not get i
     python scripts/bench_nsr_train.py --bf16 --rounds 8    # also bf16 autocast
     python scripts/bench_nsr_train.py --layer --bf16       # one block conv instead of the step
     python scripts/bench_nsr_train.py --quick              # tiny sizes, a smoke run
+    python scripts/bench_nsr_train.py --layer --threads 1 --formulations grouped fused \
+        --profile results/performance/nsr_profile.md       # also where each side's time goes
+
+--profile runs one more step of each side under torch.profiler, after the timed rounds, and writes
+each side's most expensive ops by self CPU time, with the share the convolutions take.
 """
 import argparse
 import os
@@ -29,7 +34,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from restore.utils.allocator import tune_allocator
-from restore.utils.machine import cpu_name
+from restore.utils.img_io import atomic_write_bytes
+from restore.utils.machine import cpu_name, made_by
 
 FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "k": 4, "d": 16, "rounds": 6}
 QUICK = {"batch": 4, "patch": 12, "scale": 2, "num_feat": 8, "num_block": 2, "k": 2, "d": 4, "rounds": 2}
@@ -161,7 +167,7 @@ def build_sides(sizes: dict, args) -> list:
     return sides
 
 
-def run(args, log=print) -> str:
+def run(args, log=print, profile_to: str | None = None) -> str:
     import torch
     sizes = dict(QUICK if args.quick else FULL)
     if args.rounds:
@@ -190,7 +196,16 @@ def run(args, log=print) -> str:
             side.step(batches[r % len(batches)])
         log(f"  round {r + 1}/{sizes['rounds']}, load average {loads[-1]:.2f}")
     loads.append(os.getloadavg()[0])
-    return report(sides, sizes, started, load_before, os.getloadavg(), loads, batches[0], args.layer)
+    text = report(sides, sizes, started, load_before, os.getloadavg(), loads, batches[0], args.layer)
+    if profile_to:
+        header = made_by("python", "scripts/bench_nsr_train.py", *sys.argv[1:]) + (
+            f"\n\nOne step of each side under torch.profiler, {torch.get_num_threads()} thread(s), "
+            f"{'one block conv + ReLU' if args.layer else 'the whole training step'}, batch {sizes['batch']}, "
+            f"{sizes['patch']}x{sizes['patch']} LR, {sizes['num_feat']} features; load average "
+            f"{os.getloadavg()[0]:.2f}.")
+        atomic_write_bytes(profile_to, (profile_report(sides, batches[0], header) + "\n").encode())
+        log(f"profile: {profile_to}")
+    return text
 
 
 def report(sides: list, sizes: dict, started: str, load_before, load_after, loads, batch: dict,
@@ -244,6 +259,31 @@ def report(sides: list, sizes: dict, started: str, load_before, load_after, load
     return "\n".join(lines)
 
 
+CONV_OPS = ("conv", "mkldnn_convolution")  # forward and backward kernels: aten::convolution_backward, ...
+
+
+def profile_report(sides: list, batch: dict, header: str, top: int = 10) -> str:
+    """One profiled step per side: its `top` ops by self CPU time and the convolutions' share."""
+    from torch.profiler import ProfilerActivity, profile
+    lines = [header, ""]
+    with profile(activities=[ProfilerActivity.CPU]):  # the profiler's own start-up, not counted
+        sides[0].step(batch)
+    for side in sides:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            side.step(batch)
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        conv = sum(e.self_cpu_time_total for e in events if any(c in e.key for c in CONV_OPS))
+        lines += [f"## {side.label}", "",
+                  f"self CPU {total / 1e3:.1f} ms in all, convolutions {conv / 1e3:.1f} ms "
+                  f"({100 * conv / max(total, 1):.0f} %), the rest {(total - conv) / 1e3:.1f} ms", "",
+                  "| op | calls | self CPU ms | share |", "|---|---:|---:|---:|"]
+        lines += [f"| `{e.key}` | {e.count} | {e.self_cpu_time_total / 1e3:.2f} | "
+                  f"{100 * e.self_cpu_time_total / max(total, 1):.1f} % |" for e in events[:top]]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds: a smoke run")
@@ -255,13 +295,15 @@ def build_parser():
     p.add_argument("--rounds", type=int, help="rounds of turns (default 6, --quick 2)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--out", help="also write the report to this file")
+    p.add_argument("--profile", metavar="FILE",
+                   help="then profile one step of each side (torch.profiler) and write the ops to this results file")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()  # before torch allocates anything, as restore-train
-    text = run(args, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    text = run(args, log=lambda msg: print(msg, file=sys.stderr, flush=True), profile_to=args.profile)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

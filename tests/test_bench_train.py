@@ -129,6 +129,23 @@ def test_bench_nsr_train_runs_every_formulation_on_the_same_steps(one_thread, mo
     assert "NSR auto nchw fp32 (= " in text and "best NSR side:" in text
 
 
+def test_bench_nsr_train_profile_writes_each_sides_ops(one_thread, monkeypatch, tmp_path):
+    monkeypatch.setenv("RESTORE_SPARSE_GROUP_CACHE", str(tmp_path / "choices.json"))
+    out = tmp_path / "profile.md"
+    argv = ["--quick", "--layer", "--rounds", "1", "--formulations", "grouped", "fused", "--profile", str(out)]
+    monkeypatch.setattr(sys, "argv", ["bench_nsr_train.py", *argv])
+    assert load_script("bench_nsr_train").main(argv) == 0
+    text = out.read_text()
+    assert text.startswith("Made by `python scripts/bench_nsr_train.py --quick --layer ")
+    sides = re.findall(r"^## (.+)$", text, re.M)
+    assert sides == ["WDSR cl fp32", "WDSR nchw fp32", "NSR grouped nchw fp32", "NSR grouped cl fp32",
+                     "NSR fused nchw fp32", "NSR fused cl fp32"]
+    for total, conv, share, rest in re.findall(r"self CPU ([\d.]+) ms in all, convolutions ([\d.]+) ms "
+                                               r"\((\d+) %\), the rest ([\d.]+) ms", text):
+        assert abs(float(total) - float(conv) - float(rest)) <= 0.11 and 0 < float(conv) <= float(total)
+    assert text.count("`aten::convolution_backward`") == 6  # every side's backward conv is among its top ops
+
+
 @pytest.mark.slow
 def test_bench_layouts_measures_both_formats_and_reports_the_auto_choice(one_thread):
     bl = load_script("bench_layouts")
