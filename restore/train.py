@@ -25,6 +25,9 @@ from restore.utils.machine import available_cpus, busy_cores_note
 from restore.utils.options import ignored_option_notes, parse_options
 from restore.utils.rng import seed_everything
 
+# A progress line says so when the loop waited for batches longer than this part of the time.
+DATA_BOUND = 0.5
+
 
 def build_parser(prog="restore-train"):
     p = argparse.ArgumentParser(prog=prog, description=__doc__,
@@ -94,11 +97,17 @@ def validate(model, val_loaders, it, opt, exp, best, logger, tb):
                 tb.add_scalar(f"metrics/{name}/{metric}", value, it)
 
 
-def log_progress(logger, tb, model, logs, it, total_iter, iters_per_epoch, speed):
+def log_progress(logger, tb, model, logs, it, total_iter, iters_per_epoch, speed, data_share):
+    """data_share: the part of the wall time since the last line that the loop waited for batches."""
     eta = (total_iter - it) / max(speed, 1e-9)
     skipped = f"  skipped(non-finite) {model.nonfinite_total}" if model.nonfinite_total else ""
+    starved = ("  (the step waits for batches: raise datasets.train.num_worker_per_gpu or decode less per "
+               "patch, docs/data.md)") if data_share > DATA_BOUND else ""
     logger.info(f"iter {it:>7d} epoch {it // iters_per_epoch} lr {model.current_lr():.3e} {speed:.2f} it/s "
-                f"eta {eta / 60:.1f} min  " + "  ".join(f"{k} {v:.4e}" for k, v in logs.items()) + skipped)
+                f"data {100 * data_share:.0f}% eta {eta / 60:.1f} min  "
+                + "  ".join(f"{k} {v:.4e}" for k, v in logs.items()) + skipped + starved)
+    if tb:
+        tb.add_scalar("time/data_share", data_share, it)
     if tb:
         for k, v in logs.items():
             tb.add_scalar(f"losses/{k}", v, it)
@@ -182,11 +191,14 @@ def train(opt: dict, auto_resume: bool = False, restart: bool = False) -> dict:
         val_freq = opt["val"]["val_freq"]
         bar = tqdm(total=total_iter, initial=it, unit="it", dynamic_ncols=True, disable=rank != 0)
         start, start_it = time.time(), it
+        waited, since = 0.0, time.perf_counter()  # waiting for batches since the last progress line
         try:
             # ------------------------------------------------------------------ the training loop
             while it < total_iter and not stop["signal"]:
                 sampler.set_epoch(it // iters_per_epoch, skip_batches=it % iters_per_epoch)
+                asked = time.perf_counter()
                 for batch in train_loader:
+                    waited += time.perf_counter() - asked
                     it += 1
                     model.update_learning_rate(it)
                     logs = model.optimize_parameters(batch)
@@ -198,14 +210,17 @@ def train(opt: dict, auto_resume: bool = False, restart: bool = False) -> dict:
                     bar.update(1)
                     bar.set_postfix(loss=f"{logs['loss']:.4g}", lr=f"{model.current_lr():.2e}")
                     if it % print_freq == 0 or it == total_iter:
+                        now = time.perf_counter()
                         log_progress(logger, tb, model, logs, it, total_iter, iters_per_epoch,
-                                     (it - start_it) / max(time.time() - start, 1e-9))
+                                     (it - start_it) / max(time.time() - start, 1e-9), waited / max(now - since, 1e-9))
+                        waited, since = 0.0, now
                     if it % save_freq == 0:
                         save_state()
                     if val_loaders and it % val_freq == 0:
                         validate(model, val_loaders, it, opt, exp, best, logger, tb)
                     if it >= total_iter or stop["signal"]:
                         break
+                    asked = time.perf_counter()
             # ----------------------------------------------------------------------------------------
         finally:
             bar.close()

@@ -123,3 +123,37 @@ def test_busy_cores_are_named_before_training_when_threads_would_wait(tmp_path, 
         torch.set_num_threads(threads)
     log = next((tmp_path / "experiments" / "tiny").glob("train_tiny_*.log")).read_text()
     assert "WARNING: the load average is 7.5 on" in log
+
+
+def _progress_lines(tmp_path, name):
+    exp = os.path.join(tmp_path, "experiments", name)
+    log = [f for f in os.listdir(exp) if f.endswith(".log")][0]
+    with open(os.path.join(exp, log), encoding="utf-8") as f:
+        return [line for line in f if "INFO: iter " in line]
+
+
+def test_progress_lines_say_how_long_the_step_waited_for_data(tmp_path, monkeypatch):
+    import re
+    import time
+
+    from restore.data.sr_dataset import SRImageDataset
+    from restore.models.sr_model import SRModel
+    load = SRImageDataset.load
+    # slow data (50 ms a sample, batch 4) beside a fast step: the loop mostly waits, and says so
+    monkeypatch.setattr(SRImageDataset, "load", lambda self, *a: (time.sleep(0.05), load(self, *a))[1])
+    run(tmp_path / "slow_data", train_options(tmp_path / "slow_data", name="slow_data", train__total_iter=4,
+                                              logger__print_freq=2))
+    lines = _progress_lines(tmp_path / "slow_data", "slow_data")
+    shares = [int(re.search(r" it/s data (\d+)% eta ", line)[1]) for line in lines]
+    assert len(shares) == 2 and min(shares) >= 60, lines
+    assert all("the step waits for batches: raise datasets.train.num_worker_per_gpu" in line for line in lines)
+    # a slow step (100 ms) beside fast data: the share is small and no line complains
+    monkeypatch.setattr(SRImageDataset, "load", load)
+    step = SRModel.optimize_parameters
+    monkeypatch.setattr(SRModel, "optimize_parameters", lambda self, b: (time.sleep(0.1), step(self, b))[1])
+    run(tmp_path / "slow_step", train_options(tmp_path / "slow_step", name="slow_step", train__total_iter=4,
+                                              logger__print_freq=2))
+    lines = _progress_lines(tmp_path / "slow_step", "slow_step")
+    shares = [int(re.search(r" it/s data (\d+)% eta ", line)[1]) for line in lines]
+    assert len(shares) == 2 and max(shares) <= 30, lines
+    assert not any("waits for batches" in line for line in lines)
