@@ -107,10 +107,9 @@ def log_progress(logger, tb, model, logs, it, total_iter, iters_per_epoch, speed
                 f"data {100 * data_share:.0f}% eta {eta / 60:.1f} min  "
                 + "  ".join(f"{k} {v:.4e}" for k, v in logs.items()) + skipped + starved)
     if tb:
-        tb.add_scalar("time/data_share", data_share, it)
-    if tb:
         for k, v in logs.items():
             tb.add_scalar(f"losses/{k}", v, it)
+        tb.add_scalar("time/data_share", data_share, it)
         tb.add_scalar("lr", model.current_lr(), it)
 
 
