@@ -211,7 +211,8 @@ def train(opt: dict, auto_resume: bool = False, restart: bool = False) -> dict:
                     if it % print_freq == 0 or it == total_iter:
                         now = time.perf_counter()
                         log_progress(logger, tb, model, logs, it, total_iter, iters_per_epoch,
-                                     (it - start_it) / max(time.time() - start, 1e-9), waited / max(now - since, 1e-9))
+                                     (it - start_it) / max(time.time() - start, 1e-9),
+                                     waited / max(now - since, 1e-9))
                         waited, since = 0.0, now
                     if it % save_freq == 0:
                         save_state()

@@ -167,7 +167,8 @@ def build_sides(sizes: dict, args) -> list:
     return sides
 
 
-def run(args, log=print, profile_to: str | None = None) -> str:
+def run(args, log=print, profile_to: str | None = None, argv: list | None = None) -> str:
+    """The timed rounds and their report; with profile_to, also the profile (its header quotes argv)."""
     import torch
     sizes = dict(QUICK if args.quick else FULL)
     if args.rounds:
@@ -198,7 +199,7 @@ def run(args, log=print, profile_to: str | None = None) -> str:
     loads.append(os.getloadavg()[0])
     text = report(sides, sizes, started, load_before, os.getloadavg(), loads, batches[0], args.layer)
     if profile_to:
-        header = made_by("python", "scripts/bench_nsr_train.py", *sys.argv[1:]) + (
+        header = made_by("python", "scripts/bench_nsr_train.py", *(argv if argv is not None else sys.argv[1:])) + (
             f"\n\nOne step of each side under torch.profiler, {torch.get_num_threads()} thread(s), "
             f"{'one block conv + ReLU' if args.layer else 'the whole training step'}, batch {sizes['batch']}, "
             f"{sizes['patch']}x{sizes['patch']} LR, {sizes['num_feat']} features; load average "
@@ -259,7 +260,7 @@ def report(sides: list, sizes: dict, started: str, load_before, load_after, load
     return "\n".join(lines)
 
 
-CONV_OPS = ("conv", "mkldnn_convolution")  # forward and backward kernels: aten::convolution_backward, ...
+CONV = "conv"  # in every convolution op's name: aten::mkldnn_convolution, aten::convolution_backward, ...
 
 
 def profile_report(sides: list, batch: dict, header: str, top: int = 10) -> str:
@@ -273,7 +274,7 @@ def profile_report(sides: list, batch: dict, header: str, top: int = 10) -> str:
             side.step(batch)
         events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
         total = sum(e.self_cpu_time_total for e in events)
-        conv = sum(e.self_cpu_time_total for e in events if any(c in e.key for c in CONV_OPS))
+        conv = sum(e.self_cpu_time_total for e in events if CONV in e.key)
         lines += [f"## {side.label}", "",
                   f"self CPU {total / 1e3:.1f} ms in all, convolutions {conv / 1e3:.1f} ms "
                   f"({100 * conv / max(total, 1):.0f} %), the rest {(total - conv) / 1e3:.1f} ms", "",
@@ -303,7 +304,8 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()  # before torch allocates anything, as restore-train
-    text = run(args, log=lambda msg: print(msg, file=sys.stderr, flush=True), profile_to=args.profile)
+    text = run(args, log=lambda msg: print(msg, file=sys.stderr, flush=True), profile_to=args.profile,
+               argv=argv)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

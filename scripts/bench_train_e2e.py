@@ -4,8 +4,9 @@ End to end is `restore-train -opt FILE` as a user runs it, in its own process: i
 workers, the degradation on the fly, the loop, logging. Its log gives the iterations per second
 since the run started at iterations --short and --long; the seconds between the two points over the
 iterations between them are the cost of one iteration, with the start (workers starting, the first
-batch, the first step's memory-format choice) left out. Checkpoints and validation are pushed past --long, and the run is stopped
-(SIGTERM, which restore-train handles) once its log has that line: they are not steps.
+batch, the first step's memory-format choice) left out. Checkpoints and validation are pushed past
+--long, and the run is stopped (SIGTERM, which restore-train handles) once its log has that line:
+they are not steps.
 
 The bare step is the same network and optimiser, built from the same file in its own process with
 restore-train's allocator setting, stepping on random batches of the recipe's shapes (no data):
@@ -39,7 +40,13 @@ from restore.utils.machine import made_by
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO_RECIPES = sorted(glob.glob(os.path.join(ROOT, "options", "train", "zoo", "*.yml")))
 NEVER = 10 ** 9  # an iteration a short run never reaches
+WARMUP = 5  # bare steps before the timed ones
 SPEED = re.compile(r"INFO: iter +(\d+) .*? ([\d.]+) it/s ")  # restore.train.log_progress's line
+
+
+def last_line(text: str) -> str:
+    """A failed run's last line of stderr: restore's one-line error."""
+    return (text.strip().splitlines() or ["(no output)"])[-1]
 
 
 def logged_speeds(work: str) -> dict:
@@ -71,7 +78,7 @@ def restore_train(option_file: str, short: int, long: int, work: str, data_root:
             run.send_signal(signal.SIGTERM)
         code = run.wait()
         stderr.seek(0)
-        last = (stderr.read().strip().splitlines() or ["(no output)"])[-1]
+        last = last_line(stderr.read())
     speed = logged_speeds(work)
     if short not in speed or long not in speed:
         raise RestoreError(f"{option_file}: restore-train failed (exit {code}): {last}")
@@ -84,8 +91,7 @@ def bare_steps(option_file: str, warmup: int, steps: int, data_root: str | None)
            "--steps", str(steps)] + (["--data-root", data_root] if data_root else [])
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RestoreError(f"{option_file}: the bare step failed (exit {done.returncode}): {last}")
+        raise RestoreError(f"{option_file}: the bare step failed (exit {done.returncode}): {last_line(done.stderr)}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -112,8 +118,7 @@ def time_bare_steps(option_file: str, warmup: int, steps: int, data_root: str | 
     for it in range(warmup + 1, warmup + steps + 1):
         model.update_learning_rate(it)
         model.optimize_parameters(batches[it % 4])
-    return {"mean_s": (time.perf_counter() - start) / steps, "threads": torch.get_num_threads(),
-            "batch": batch, "lq": f"{shape[2]}x{shape[3]}x{shape[1]}",
+    return {"mean_s": (time.perf_counter() - start) / steps, "batch": batch, "lq": f"{shape[2]}x{shape[3]}x{shape[1]}",
             "workers": train.get("num_worker_per_gpu", 0)}
 
 
@@ -121,12 +126,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-opt", "--opt", action="append", dest="opts",
                    help="a training option file (repeatable; default: every options/train/zoo/*.yml)")
-    p.add_argument("--short", type=int, default=20, help="iterations of the short run (default 20)")
-    p.add_argument("--long", type=int, default=80, help="iterations of the long run (default 80)")
+    p.add_argument("--short", type=int, default=20,
+                   help="the logged iteration timed from (default 20)")
+    p.add_argument("--long", type=int, default=80,
+                   help="the logged iteration timed to, a multiple of --short (default 80)")
     p.add_argument("--data-root", help="datasets folder (default: $RESTORE_DATA_ROOT, else ../shared/datasets)")
     p.add_argument("--table", help="also write the report to this results file (markdown)")
     p.add_argument("--bare", metavar="FILE", help=argparse.SUPPRESS)  # the bare-step worker process
-    p.add_argument("--warmup", type=int, default=5, help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=int, default=WARMUP, help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=60, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.bare:
@@ -144,12 +151,12 @@ def main(argv=None) -> int:
 
     report = [f"load average before: {os.getloadavg()[0]:.2f} (other processes share this CPU)",
               f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; end to end: iterations "
-              f"{args.short + 1}-{args.long} of one restore-train run; bare: {args.long - args.short} steps after 5"]
+              f"{args.short + 1}-{args.long} of one restore-train run; bare: {args.long - args.short} steps after {WARMUP}"]
     print("\n".join(report))
     rows = ["| option file | batch | LR patch | workers | bare step (ms) | restore-train (ms/it) | ratio |",
             "|---|---:|---|---:|---:|---:|---:|"]
     for path in files:
-        bare = bare_steps(path, 5, args.long - args.short, args.data_root)
+        bare = bare_steps(path, WARMUP, args.long - args.short, args.data_root)
         with tempfile.TemporaryDirectory(prefix="bench_e2e_") as work:
             e2e = restore_train(path, args.short, args.long, work, args.data_root)
         name = os.path.relpath(os.path.abspath(path), ROOT)
@@ -161,7 +168,7 @@ def main(argv=None) -> int:
     print(report[-1])
     if args.table:
         header = made_by("python", "scripts/bench_train_e2e.py", *(argv if argv is not None else sys.argv[1:]))
-        text = "\n".join([header, "", *(f"- {line}" for line in report), "", rows[0], rows[1], *rows[2:]]) + "\n"
+        text = "\n".join([header, "", *(f"- {line}" for line in report), "", *rows]) + "\n"
         atomic_write_bytes(args.table, text.encode())
         print(f"results table: {args.table}")
     return 0

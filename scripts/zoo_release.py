@@ -68,7 +68,9 @@ LAUNCH = {
                       "1-2,245 and 5,313-6,603 (55 min) on 1 thread beside test-suite runs"),
     "nsr_dn_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
     "nsr_jpeg_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
-    "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 (13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to one thread, and 4,808-6,454 (17 min) on 1 thread beside a test-suite run"),
+    "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 "
+                      "(13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to "
+                      "one thread, and 4,808-6,454 (17 min) on 1 thread beside a test-suite run"),
     "nsr_dn_color_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run and "
                                                  "development work (tests, edits)"),
     "nsr_jpeg_color_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run and "

@@ -133,7 +133,6 @@ def test_bench_nsr_train_profile_writes_each_sides_ops(one_thread, monkeypatch, 
     monkeypatch.setenv("RESTORE_SPARSE_GROUP_CACHE", str(tmp_path / "choices.json"))
     out = tmp_path / "profile.md"
     argv = ["--quick", "--layer", "--rounds", "1", "--formulations", "grouped", "fused", "--profile", str(out)]
-    monkeypatch.setattr(sys, "argv", ["bench_nsr_train.py", *argv])
     assert load_script("bench_nsr_train").main(argv) == 0
     text = out.read_text()
     assert text.startswith("Made by `python scripts/bench_nsr_train.py --quick --layer ")
