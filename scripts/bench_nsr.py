@@ -28,8 +28,7 @@ import torch
 from restore.archs import build_network
 from restore.utils.allocator import tune_allocator
 from restore.utils.flops import count_macs, count_params
-from restore.utils.img_io import atomic_write_bytes
-from restore.utils.machine import made_by
+from restore.utils.machine import write_results_file
 
 
 def allocator_setting(pinned: bool) -> str:
@@ -118,10 +117,8 @@ def main(argv=None) -> int:
         results.append(f"- NSR tiled / NSR whole image: {medians[names[3]] / medians[names[0]]:.3f}x")
     print("\n".join(results))
     if args.table:
-        header = made_by("python", "scripts/bench_nsr.py", *(argv if argv is not None else sys.argv[1:]))
-        text = "\n".join([header, "", *(f"- {line}" for line in report), "", *results]) + "\n"
-        atomic_write_bytes(args.table, text.encode())
-        print(f"results table: {args.table}")
+        command = ["python", "scripts/bench_nsr.py", *(argv if argv is not None else sys.argv[1:])]
+        write_results_file(args.table, command, [*(f"- {line}" for line in report), "", *results])
     return 0
 
 

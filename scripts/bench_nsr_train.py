@@ -34,8 +34,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from restore.utils.allocator import tune_allocator
-from restore.utils.img_io import atomic_write_bytes
-from restore.utils.machine import cpu_name, made_by
+from restore.utils.machine import cpu_name, write_results_file
 
 FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "k": 4, "d": 16, "rounds": 6}
 QUICK = {"batch": 4, "patch": 12, "scale": 2, "num_feat": 8, "num_block": 2, "k": 2, "d": 4, "rounds": 2}
@@ -199,13 +198,12 @@ def run(args, log=print, profile_to: str | None = None, argv: list | None = None
     loads.append(os.getloadavg()[0])
     text = report(sides, sizes, started, load_before, os.getloadavg(), loads, batches[0], args.layer)
     if profile_to:
-        header = made_by("python", "scripts/bench_nsr_train.py", *(argv if argv is not None else sys.argv[1:])) + (
-            f"\n\nOne step of each side under torch.profiler, {torch.get_num_threads()} thread(s), "
-            f"{'one block conv + ReLU' if args.layer else 'the whole training step'}, batch {sizes['batch']}, "
-            f"{sizes['patch']}x{sizes['patch']} LR, {sizes['num_feat']} features; load average "
-            f"{os.getloadavg()[0]:.2f}.")
-        atomic_write_bytes(profile_to, (profile_report(sides, batches[0], header) + "\n").encode())
-        log(f"profile: {profile_to}")
+        setting = (f"One step of each side under torch.profiler, {torch.get_num_threads()} thread(s), "
+                   f"{'one block conv + ReLU' if args.layer else 'the whole training step'}, batch {sizes['batch']}, "
+                   f"{sizes['patch']}x{sizes['patch']} LR, {sizes['num_feat']} features; load average "
+                   f"{os.getloadavg()[0]:.2f}.")
+        command = ["python", "scripts/bench_nsr_train.py", *(argv if argv is not None else sys.argv[1:])]
+        write_results_file(profile_to, command, [setting, "", *profile_report(sides, batches[0])])
     return text
 
 
@@ -263,10 +261,10 @@ def report(sides: list, sizes: dict, started: str, load_before, load_after, load
 CONV = "conv"  # in every convolution op's name: aten::mkldnn_convolution, aten::convolution_backward, ...
 
 
-def profile_report(sides: list, batch: dict, header: str, top: int = 10) -> str:
+def profile_report(sides: list, batch: dict, top: int = 10) -> list:
     """One profiled step per side: its `top` ops by self CPU time and the convolutions' share."""
     from torch.profiler import ProfilerActivity, profile
-    lines = [header, ""]
+    lines = []
     with profile(activities=[ProfilerActivity.CPU]):  # the profiler's own start-up, not counted
         sides[0].step(batch)
     for side in sides:
@@ -282,7 +280,7 @@ def profile_report(sides: list, batch: dict, header: str, top: int = 10) -> str:
         lines += [f"| `{e.key}` | {e.count} | {e.self_cpu_time_total / 1e3:.2f} | "
                   f"{100 * e.self_cpu_time_total / max(total, 1):.1f} % |" for e in events[:top]]
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def build_parser():

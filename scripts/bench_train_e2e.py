@@ -34,8 +34,7 @@ import time
 
 from restore.cli.common import run_cli
 from restore.utils.errors import RestoreError
-from restore.utils.img_io import atomic_write_bytes
-from restore.utils.machine import made_by
+from restore.utils.machine import write_results_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO_RECIPES = sorted(glob.glob(os.path.join(ROOT, "options", "train", "zoo", "*.yml")))
@@ -161,16 +160,15 @@ def main(argv=None) -> int:
             e2e = restore_train(path, args.short, args.long, work, args.data_root)
         name = os.path.relpath(os.path.abspath(path), ROOT)
         name = path if name.startswith("..") else name
-        rows.append(f"| `{name}` | {bare['batch']} | {bare['lq']} | {bare['workers']} | {bare['mean_s'] * 1e3:.1f} | "
-                    f"{e2e * 1e3:.1f} | {e2e / bare['mean_s']:.2f}x |")
+        rows.append(f"| `{name}` | {bare['batch']} | {bare['lq']} | {bare['workers']} | "
+                    f"{bare['mean_s'] * 1e3:.1f} | {e2e * 1e3:.1f} | {e2e / bare['mean_s']:.2f}x |")
         print(rows[-1], flush=True)
     report.append(f"load average after: {os.getloadavg()[0]:.2f}")
     print(report[-1])
     if args.table:
-        header = made_by("python", "scripts/bench_train_e2e.py", *(argv if argv is not None else sys.argv[1:]))
-        text = "\n".join([header, "", *(f"- {line}" for line in report), "", *rows]) + "\n"
-        atomic_write_bytes(args.table, text.encode())
-        print(f"results table: {args.table}")
+        write_results_file(args.table, ["python", "scripts/bench_train_e2e.py",
+                                        *(argv if argv is not None else sys.argv[1:])],
+                           [*(f"- {line}" for line in report), "", *rows])
     return 0
 
 

@@ -46,6 +46,13 @@ def made_by(*command: str) -> str:
             f"{datetime.date.today().isoformat()}.")
 
 
+def write_results_file(path: str, command: list, lines: list) -> None:
+    """A results file: the made_by line of `command`, a blank line, then `lines`; written atomically."""
+    from restore.utils.img_io import atomic_write_bytes  # imports torch: not at the top (see made_by)
+    atomic_write_bytes(path, "\n".join([made_by(*command), "", *lines, ""]).encode())
+    print(f"results table: {path}")
+
+
 def busy_cores_note(threads: int, load: float, cpus: int) -> str | None:
     """A warning when torch's `threads` would share `cpus` cores with other work (1-minute load
     average `load`, taken before this process starts computing). OpenMP threads meet at a barrier
