@@ -53,7 +53,7 @@ DESCRIPTIONS = {  # also the order of the zoo tables
     "nsr_sr_x2": "NSR x2 super-resolution (RGB), T91 + BSD200, CPU-trained",
     "nsr_sr_x3": "NSR x3 super-resolution (RGB), T91 + BSD200, CPU-trained",
     "nsr_sr_x4": "NSR x4 super-resolution (RGB), T91 + BSD200, from nsr_sr_x2, CPU-trained",
-    "nsr_dn_gray_blind": "NSR gray denoiser, any sigma in [0, 55], Train400 + BSD200, CPU-trained",
+    "nsr_dn_gray_blind": "NSR gray denoiser, any sigma in [0, 55], Train400 + BSD200 + T91, CPU-trained",
     "nsr_dn_color_blind": "NSR colour (RGB) denoiser, any sigma in [0, 55], BSD200 + T91, CPU-trained",
     "nsr_jpeg_gray_blind": "NSR gray (Y) JPEG deblocker, quality 10-40, T91 + BSD200, CPU-trained",
     "nsr_jpeg_color_blind": "NSR colour (RGB) JPEG deblocker, quality 10-40, BSD200 + T91, CPU-trained",
@@ -61,12 +61,14 @@ DESCRIPTIONS = {  # also the order of the zoo tables
 # restore-infer --model FAMILY runs gray images through the gray member, colour ones through the other
 FAMILIES = {"nsr_dn_gray_blind": "nsr_dn_blind", "nsr_dn_color_blind": "nsr_dn_blind",
             "nsr_jpeg_gray_blind": "nsr_jpeg_blind", "nsr_jpeg_color_blind": "nsr_jpeg_blind"}
-# How each zoo run was launched (the wall time on a card means nothing without it): the first three
-# ran two at a time with one torch thread each; x4 ran alone with both cores.
+# How each zoo run was launched (the wall time on a card means nothing without it): one torch thread
+# each beside another run, or both cores alone.
 LAUNCH = {
     "nsr_sr_x2": ("", "2 torch threads, alone but for edits and small tests, except iterations "
                       "1-2,245 and 5,313-6,603 (55 min) on 1 thread beside test-suite runs"),
-    "nsr_dn_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
+    "nsr_dn_gray_blind": ("", "2 torch threads, alone but for edits and small tests, except iterations "
+                              "7,400-9,207 (17 min) beside test-suite runs; stopped with the machine at "
+                              "9,207 and continued from 9,000 with --auto_resume (the redone steps count)"),
     "nsr_jpeg_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
     "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 "
                       "(13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to "
