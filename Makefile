@@ -67,13 +67,15 @@ results: setup
 	$(BIN)/restore-bench --model NSR_tiny=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8 \
 		--model NSR_tiny_tile=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8,gate_region=tile \
 		--sets Set5 Set14 BSD100 --scales 2 -o results/bench_nsr_tiny --latency-runs 3 --no-html --no-progress
-	# ~2 min, estimated (docs/nsr.md, "Speed"): NSR inference against WDSR-A; wants an idle machine
+	# ~1.2 min, measured idle (docs/nsr.md, "Speed"): NSR inference against WDSR-A; wants an idle machine
 	$(BIN)/python scripts/bench_nsr.py --pinned-malloc --repeats 7 --table results/nsr/speed.md
-	# ~2 min, estimated (docs/performance.md, "Where the cost goes"): one NSR block conv profiled per
-	# formulation beside the plain conv, 1 thread; wants an idle machine
+	# 10 s and 76 s, measured idle (docs/performance.md, "Where the cost goes"): one NSR block conv
+	# profiled per formulation beside the plain conv, then whole steps, 1 thread; wants an idle machine
 	$(BIN)/python scripts/bench_nsr_train.py --layer --threads 1 --formulations grouped fused \
-		--profile results/performance/nsr_profile.md
-	# ~3 min, estimated: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
+		--profile results/bench_train/nsr_layer_profile.md
+	$(BIN)/python scripts/bench_nsr_train.py --threads 1 --formulations fused --rounds 1 \
+		--profile results/bench_train/nsr_step_profile.md
+	# ~1 min, measured idle: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
 	$(BIN)/python scripts/readme_example.py
 	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)
 	$(BIN)/python scripts/bench_data.py --table results/data/loading_speed.md
@@ -97,5 +99,7 @@ results: setup
 		--table results/features/probe_standardised.md
 	$(BIN)/restore-probe-features --train results/degradation_task/train --test results/degradation_task/test \
 		--no-standardize --table results/features/probe_raw.md
+	# seconds: the tables that README.md and docs/ quote, refreshed from the results files above
+	$(BIN)/python scripts/quote_tables.py
 
 .PHONY: setup quickstart test test-fast test-models results

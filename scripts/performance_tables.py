@@ -27,8 +27,8 @@ REPORTS = {
     "layouts_fp32": ("2026-12-02_layouts_fp32.txt", "python scripts/bench_layouts.py --rounds 7"),
     "layouts_bf16": ("2026-12-02_layouts_bf16_autocast.txt",
                            "python scripts/bench_layouts.py --rounds 7 --bf16"),
-    "edsr_ablations": ("2026-12-02_amd_edsr_ablations.txt", "python scripts/bench_train.py --archs EDSR --ablations"),
-    "nsr_train_2threads": ("2026-12-02_amd_nsr_train_2threads.txt",
+    "edsr_ablations": ("2026-12-03_amd_idle_edsr_ablations.txt", "python scripts/bench_train.py --archs EDSR --ablations"),
+    "nsr_train_2threads": ("2026-12-03_amd_idle_nsr_train_2threads.txt",
                          "python scripts/bench_nsr_train.py --rounds 8 --formulations grouped fused"),
     "nsr_train_1thread_a": ("2026-12-02_amd_loaded_nsr_train_1thread.txt",
                           "python scripts/bench_nsr_train.py --rounds 5 --threads 1 "

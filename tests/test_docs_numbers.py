@@ -105,29 +105,24 @@ ALLOWED = {
          "ratio of the tiny NSR's GMACs"),
     ("docs/nsr.md", "Gate region (`gate_region: tile`, an arch option): the refer"):
         (("0.04", "1.04", "0.21", "0.10"), "derived: per-image and mean PSNR differences of the two models"),
-    ("docs/nsr.md", "`python scripts/bench_nsr.py --pinned-malloc --repeats 7` (b"):
-        (("4.88", "1.088", "1.2", "0.249", "3.15", "2.7", "1.047", "0.22", "3.25", "4%"),
-         "not kept: that run only printed them; its next run writes results/nsr/speed.md "
-         "(`--table`, in `make results`), which needs an idle machine"),
+    ("docs/nsr.md", "`python scripts/bench_nsr.py --pinned-malloc --repeats 7 --t"):
+        (("4.88", "1.19", "2.7"), "rounded from speed.md: its parameters, and its GMACs' ratio"),
     ("docs/performance.md", "- **Training**: iterations per second of one training step, "):
         (("30%", "6%"), "not kept: the spread of repeated steps and of identical sides over that day's runs"),
-    ("docs/performance.md", "The sides' CPU shares in that run were 75-96 %, so single-si"):
-        (("5%", "1%", "9.4"),
-         "a judgement from the shares, an estimate per op, and the MB of 16 x 64 x 48 x 48 fp32 values"),
-    ("docs/performance.md", "**Where the cost goes** (`torch.profiler`, one 64 -> 64 laye"):
-        (("95%", "61", "154", "4.5", "1.6", "2.5", "2", "0.7", "0.8", "6", "0.9", "0.16", "27", "0.5", "200"),
-         "not kept: torch.profiler of one layer and of two whole steps; no script writes it"),
+    ("docs/performance.md", "In NCHW on this CPU none of the three moves the step by more"):
+        (("1%", "1%", "9.4", "5%"),
+         "a bound read off the table, an estimate per op, the MB of 16 x 64 x 48 x 48 fp32 values, and "
+         "a judgement of the earlier run's noise"),
+    ("docs/performance.md", "**Where the cost goes** (`torch.profiler`, one thread, the i"):
+        (("200",), "not kept: the whole-NSR torch.compile run printed its compile time only"),
     ("docs/performance.md", "- **Memory format.** oneDNN's kernels work in a blocked NHWC"):
         (("200",), "not kept: the whole-NSR torch.compile run printed its compile time only"),
     ("docs/performance.md", "`unfold` writes and reads a 9x im2col copy of every activati"):
         (("85",), "computed: 16 x 64 x 48 x 48 fp32 values x 9"),
     ("docs/published-models.md", "Measured here: 3 min 15 s on a busy 2-core machine (80 s on "):
         (("3", "15", "80"), "not kept: the wall time of make test-models' setup, so a user knows what to expect"),
-    ("docs/performance.md", "On this CPU even WDSR-A trains faster in NCHW (1.17x) with t"):
-        (("0.96",), "derived: 2103 / 2201 ms in nsr_train_2threads.md"),
     ("docs/performance.md", "**Verdict.** The best formulation, `fused` in NCHW, brings N"):
-        (("4.1", "4.9", "3%"),
-         "parameter counts (4,877,812 against the same-width WDSR-A's 1,193,460), and a judgement of the noise"),
+        (("4.1", "1.2"), "parameter counts (4,877,812 against the same-width WDSR-A's 1,193,460) and their ratio"),
     ("docs/protocol.md", "## Why BasicSR's Set14 is 0.08 dB above the published 30.24"):
         (("0.08", "30.24"), "a heading: bicubic.md's published x2 row and its gap to the basicsr row (30.3246)"),
     ("docs/protocol.md", "Set14's `bridge.png` is a one-channel (grayscale) PNG; it is"):

@@ -4,12 +4,15 @@ table in README.md and docs/ is such a quote (issue 17 item 6).
 A quoted table sits between `<!-- table: PATH -->` and `<!-- end table -->`; its rows must be the
 table rows (lines starting with '|', indentation ignored) of PATH, in order. `make results` reruns the
 commands that write those files; each file's first line names its command and machine."""
-import glob
 import os
 import re
 
+from tests.tiny import load_script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BLOCK = re.compile(r"<!-- table: (\S+) -->\n(.*?)<!-- end table -->", re.S)
+# The quotes' format and parsing are those of scripts/quote_tables.py, which refreshes them.
+QUOTES = load_script("quote_tables")
+BLOCK, table_rows, quoted_tables, pages = QUOTES.BLOCK, QUOTES.table_rows, QUOTES.quoted_tables, QUOTES.pages
 # Blocks that scripts/zoo_release.py writes and tests/test_zoo.py checks against results/zoo/.
 ZOO_BLOCK = re.compile(r"<!-- (zoo-[\w-]+): begin.*?<!-- \1: end -->", re.S)
 FENCE = re.compile(r"^ {0,3}```.*?^ {0,3}```", re.S | re.M)
@@ -34,15 +37,6 @@ NOT_YET_TRACED = {
 }
 
 
-def table_rows(text: str) -> list[str]:
-    rows = (line.strip() for line in text.splitlines())
-    return [row for row in rows if row.startswith("|")]
-
-
-def quoted_tables(text: str):
-    return [(path, table_rows(body)) for path, body in BLOCK.findall(text)]
-
-
 def unquoted_numeric_tables(text: str) -> list[str]:
     """Header rows of the tables outside quotes, zoo blocks and code that hold a decimal number."""
     for pattern in (BLOCK, ZOO_BLOCK, FENCE):
@@ -55,11 +49,6 @@ def unquoted_numeric_tables(text: str) -> list[str]:
             tables.append(current)
             current = []
     return [rows[0] for rows in tables if any(NUMBER.search(row) for row in rows)]
-
-
-def pages() -> list[str]:
-    found = [os.path.join(ROOT, "README.md")] + glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)
-    return sorted(found)
 
 
 def relative(page: str) -> str:
@@ -116,3 +105,15 @@ def test_the_checker_sees_an_unquoted_numeric_table():
     assert unquoted_numeric_tables(quoted + zoo + code + words) == []
     loose = "text\n\n  | model | PSNR |\n  |---|---|\n  | x | 30.12 |\n\nmore\n"
     assert unquoted_numeric_tables(quoted + loose) == ["| model | PSNR |"]
+
+
+def test_quote_tables_refreshes_a_stale_quote(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.md").write_text("Made by `x` on y.\n\n| a | b |\n|---|---:|\n| 1 | 2.5 |\n\n"
+                                               "notes\n\n| c |\n|---|\n| 7 |\n")
+    page = ("intro\n\n  <!-- table: results/t.md -->\n  | a | b |\n  |---|---:|\n  | 1 | 2.4 |\n\n"
+            "  | c |\n  |---|\n  | 6 |\n  <!-- end table -->\n\nafter\n")
+    fresh = QUOTES.requote(page, root=str(tmp_path))
+    assert fresh == page.replace("2.4", "2.5").replace("| 6 |", "| 7 |")  # indentation, blank line kept
+    assert QUOTES.requote(fresh, root=str(tmp_path)) == fresh
+    assert QUOTES.main(["--check"]) == 0  # the committed pages are current
