@@ -113,10 +113,6 @@ ALLOWED = {
         (("1%", "1%", "9.4", "5%"),
          "a bound read off the table, an estimate per op, the MB of 16 x 64 x 48 x 48 fp32 values, and "
          "a judgement of the earlier run's noise"),
-    ("docs/performance.md", "**Where the cost goes** (`torch.profiler`, one thread, the i"):
-        (("200",), "not kept: the whole-NSR torch.compile run printed its compile time only"),
-    ("docs/performance.md", "- **Memory format.** oneDNN's kernels work in a blocked NHWC"):
-        (("200",), "not kept: the whole-NSR torch.compile run printed its compile time only"),
     ("docs/performance.md", "`unfold` writes and reads a 9x im2col copy of every activati"):
         (("85",), "computed: 16 x 64 x 48 x 48 fp32 values x 9"),
     ("docs/published-models.md", "Measured here: 3 min 15 s on a busy 2-core machine (80 s on "):
