@@ -19,7 +19,7 @@ time is recorded too ("share" below ~90 % of the threads: the side did not get i
     python scripts/bench_nsr_train.py --layer --bf16       # one block conv instead of the step
     python scripts/bench_nsr_train.py --quick              # tiny sizes, a smoke run
     python scripts/bench_nsr_train.py --layer --threads 1 --formulations grouped fused \
-        --profile results/bench_train/nsr_layer_profile.md       # also where each side's time goes
+        --profile results/bench_train/nsr_layer_profile.md  # also where each side's time goes
 
 --profile runs one more step of each side under torch.profiler, after the timed rounds, and writes
 each side's most expensive ops by self CPU time, with the share the convolutions take.

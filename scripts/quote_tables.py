@@ -14,13 +14,10 @@ import os
 import re
 import sys
 
+from restore.utils.img_io import atomic_write_bytes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = re.compile(r"(<!-- table: (\S+) -->\n)(.*?)(<!-- end table -->)", re.S)
-
-
-def table_rows(text: str) -> list[str]:
-    rows = (line.strip() for line in text.splitlines())
-    return [row for row in rows if row.startswith("|")]
 
 
 def quoted_tables(text: str) -> list[tuple[str, list[str]]]:
@@ -43,6 +40,11 @@ def row_groups(text: str) -> list[list[str]]:
             groups.append(current)
             current = []
     return groups
+
+
+def table_rows(text: str) -> list[str]:
+    """Every table row of a text, in order (indentation ignored)."""
+    return [row for group in row_groups(text) for row in group]
 
 
 def requote(text: str, root: str = ROOT) -> str:
@@ -79,9 +81,7 @@ def main(argv=None) -> int:
         if new != text:
             stale.append(os.path.relpath(page, ROOT))
             if not args.check:
-                with open(page + ".tmp", "w", encoding="utf-8") as f:
-                    f.write(new)
-                os.replace(page + ".tmp", page)
+                atomic_write_bytes(page, new.encode("utf-8"))
     verb = "differs" if args.check else "rewritten"
     for name in stale:
         print(f"{name}: {verb}")
