@@ -75,6 +75,10 @@ results: setup
 		--profile results/bench_train/nsr_layer_profile.md
 	$(BIN)/python scripts/bench_nsr_train.py --threads 1 --formulations fused --rounds 1 \
 		--profile results/bench_train/nsr_step_profile.md
+	# ~4 min, estimated (a 66.5 s first compiled step, then 2 rounds of 3 steps per side; docs/performance.md,
+	# "torch.compile"): NSR with train.compile beside BasicSR and restore; wants an idle machine
+	$(BIN)/python scripts/bench_train.py --archs NSR --compile --sides basicsr restore restore-compile --rounds 2 \
+		> results/bench_train/nsr_compile.txt.tmp && mv results/bench_train/nsr_compile.txt.tmp results/bench_train/nsr_compile.txt
 	# ~1 min, measured idle: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
 	$(BIN)/python scripts/readme_example.py
 	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)

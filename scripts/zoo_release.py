@@ -55,7 +55,7 @@ DESCRIPTIONS = {  # also the order of the zoo tables
     "nsr_sr_x4": "NSR x4 super-resolution (RGB), T91 + BSD200, from nsr_sr_x2, CPU-trained",
     "nsr_dn_gray_blind": "NSR gray denoiser, any sigma in [0, 55], Train400 + BSD200 + T91, CPU-trained",
     "nsr_dn_color_blind": "NSR colour (RGB) denoiser, any sigma in [0, 55], BSD200 + T91, CPU-trained",
-    "nsr_jpeg_gray_blind": "NSR gray (Y) JPEG deblocker, quality 10-40, T91 + BSD200, CPU-trained",
+    "nsr_jpeg_gray_blind": "NSR gray (Y) JPEG deblocker, quality 10-40, T91 + BSD200 + Train400, CPU-trained",
     "nsr_jpeg_color_blind": "NSR colour (RGB) JPEG deblocker, quality 10-40, BSD200 + T91, CPU-trained",
 }
 # restore-infer --model FAMILY runs gray images through the gray member, colour ones through the other
@@ -69,7 +69,10 @@ LAUNCH = {
     "nsr_dn_gray_blind": ("", "2 torch threads, alone but for edits and small tests, except iterations "
                               "7,400-9,207 (17 min) beside test-suite runs; stopped with the machine at "
                               "9,207 and continued from 9,000 with --auto_resume (the redone steps count)"),
-    "nsr_jpeg_gray_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run"),
+    "nsr_jpeg_gray_blind": ("", "2 torch threads, alone but for edits and small tests, except iterations "
+                                "251-1,557 (about 8 min) beside test-suite runs and 4,796-7,100 (about "
+                                "35 min) beside one-thread profiling runs and tests; stopped with SIGTERM "
+                                "four times and continued with --auto_resume"),
     "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 "
                       "(13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to "
                       "one thread, and 4,808-6,454 (17 min) on 1 thread beside a test-suite run"),

@@ -67,9 +67,10 @@ def test_formulation_equals_reference(formulation, batch, channels_last, own_gat
 
 @pytest.mark.parametrize("formulation", OTHERS)
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_formulation_equals_reference_in_a_residual_block(formulation, channels_last):
+@pytest.mark.parametrize("relu", [torch.relu, torch.relu_], ids=["relu", "relu_"])
+def test_formulation_equals_reference_in_a_residual_block(formulation, channels_last, relu):
     # Two convs and a skip as in NSR: the second conv sees the first's output layout ((H, W, B, C) for
-    # the grouped conv in channels_last), and x collects three gradients.
+    # the grouped conv in channels_last), and x collects three gradients. WDSR's ReLU is in place.
     torch.manual_seed(7)
     a = SparseGroupConv2d(6, 6, 3, k=2, d=3, weight_norm=True)
     b = SparseGroupConv2d(6, 6, 3, k=2, d=3, weight_norm=True)
@@ -82,12 +83,41 @@ def test_formulation_equals_reference_in_a_residual_block(formulation, channels_
             layer.formulation = name
             layer.zero_grad(set_to_none=True)
         x = x0.clone().requires_grad_()
-        out = b(torch.relu(a(x))) + x
+        out = b(relu(a(x))) + x
         out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(1)))
         results[name] = {"out": out.detach(), "x": x.grad,
                          **{f"a.{n}": p.grad for n, p in a.named_parameters()},
                          **{f"b.{n}": p.grad for n, p in b.named_parameters()}}
     assert_same(results[formulation], results["grouped"])
+
+
+def graph_nodes(fn):
+    seen, todo = set(), [fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo += [next_fn for next_fn, _ in node.next_functions]
+    return {node.name() for node in seen}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("own_gates", [False, True])
+def test_fused_output_takes_an_in_place_relu_without_copy_slices(channels_last, own_gates):
+    # An in-place op on a view of a conv output sends the gradient through CopySlices (a zero fill
+    # and two full-size copies); `fused` returns a tensor of its own, so WDSR's ReLU modifies it
+    # directly. The reference (a reshape view of the conv) shows the node the test looks for.
+    layer = SparseGroupConv2d(6, 6, 3, k=2, d=3)
+    x = torch.randn(4, 6, 5, 7, requires_grad=True)
+    if channels_last:
+        x = x.contiguous(memory_format=CL)
+    gates = None if own_gates else torch.rand(4, 2, 3, requires_grad=True)
+    found = {}
+    for name in ("grouped", "fused"):
+        layer.formulation = name
+        found[name] = graph_nodes(torch.relu_(layer(x, gates=gates)).grad_fn)
+    assert "torch::autograd::CopySlices" in found["grouped"]
+    assert "torch::autograd::CopySlices" not in found["fused"] and "ReluBackward0" in found["fused"]
 
 
 @pytest.mark.parametrize("formulation", OTHERS)

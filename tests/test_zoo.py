@@ -45,7 +45,8 @@ def test_every_shipped_model_is_listed_with_its_files():
     for name in SHIPPED:
         e = entries[name]
         assert e.sha256 and sha256_of(e.weights) == e.sha256
-        assert os.path.getsize(e.weights) < 8e6, "weights must stay small enough for the repository"
+        # the widest shipped net, a 64-feature NSR (2.4 M fp32 parameters), is 9.6 MB
+        assert os.path.getsize(e.weights) < 12e6, "weights must stay small enough for the repository"
         assert os.path.isfile(os.path.join(ROOT, e.card)) and os.path.isfile(os.path.join(ROOT, e.options))
         with open(os.path.join(ROOT, e.card), encoding="utf-8") as f:
             card = f.read()
@@ -179,16 +180,9 @@ def test_gate_region_rows_from_a_hand_made_benchmark():
 LEAKED = {"BSD200": "12003", "Train400": "test_020"}
 
 
-# Shipped before the rule covered every model (their tables never score Set12); their retrains
-# (issue 20) leave 12003 out. strict: the mark must go once an option file complies.
-TRAINED_BEFORE_THE_RULE = {"nsr_jpeg_gray_blind.yml"}
-
-
-@pytest.mark.parametrize("option_file", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="trains on BSD200/12003; retrain pending"))
-    if name in TRAINED_BEFORE_THE_RULE else name
-    for name in sorted(os.path.relpath(path, os.path.join(ROOT, "options", "train", "zoo")) for path in
-                       glob.glob(os.path.join(ROOT, "options", "train", "zoo", "**", "*.yml"), recursive=True))])
+@pytest.mark.parametrize("option_file", sorted(
+    os.path.relpath(path, os.path.join(ROOT, "options", "train", "zoo"))
+    for path in glob.glob(os.path.join(ROOT, "options", "train", "zoo", "**", "*.yml"), recursive=True)))
 def test_zoo_training_data_holds_no_test_image(option_file):
     from restore.data.testsets import TESTSETS
     from restore.utils.yaml_io import load_yaml

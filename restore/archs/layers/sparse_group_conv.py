@@ -185,55 +185,67 @@ def _mixed_conv_backward(grad_out, saved, stride: int, padding: int, need_x: boo
     return grad_x, grad_gates, grad_cand, grad_bias
 
 
+def _unfolded_output(out: torch.Tensor, batch: int, interleaved: bool) -> torch.Tensor:
+    """`_unfold_batch(out)` as a tensor of its own over the same memory (detach: not an autograd view
+    of `out`). The `fused` Functions return it: a view made inside a Function may not be modified in
+    place, and an in-place op (WDSR's ReLU) on a view of any conv output makes autograd route the
+    gradient through CopySlices, a zero fill and two full-size copies per layer."""
+    return _unfold_batch(out, batch, interleaved).detach()
+
+
 class FusedMixedConv(torch.autograd.Function):
-    """Kernel mixing + the grouped conv on a folded batch (1, B*C_in, H, W) as one autograd node
-    (`fused`, for given gates). The backward takes the grouped conv's weight gradient straight to
-    the gate and candidate gradients (two small contractions) instead of going through einsum's,
-    reshape's and the conv's separate autograd nodes; the mixed kernels are made once and kept for
-    the backward. Under autocast the conv runs in the autocast dtype and the mixing in the
-    candidates' dtype. Folding and unfolding stay outside, as views autograd knows (an in-place
-    ReLU may follow)."""
+    """Kernel mixing + the grouped conv of a folded batch (1, B*C_in, H, W) as one autograd node
+    (`fused`, for given gates), returning the unfolded (B, C_out, H', W'). The backward takes the
+    grouped conv's weight gradient straight to the gate and candidate gradients (two small
+    contractions) instead of going through einsum's, reshape's and the conv's separate autograd
+    nodes; the mixed kernels are made once and kept for the backward. Under autocast the conv runs
+    in the autocast dtype and the mixing in the candidates' dtype. Folding stays outside, as a view
+    autograd knows."""
 
     @staticmethod
-    def forward(ctx, folded, gates, candidates, bias, stride: int, padding: int):
+    def forward(ctx, folded, batch: int, interleaved: bool, gates, candidates, bias, stride: int, padding: int):
         out, saved = _mixed_conv(folded, gates, candidates, bias, stride, padding)
         ctx.save_for_backward(*saved)
-        ctx.conf = (stride, padding, folded.dtype, gates.dtype)
-        return out
+        ctx.conf = (stride, padding, folded.dtype, gates.dtype, interleaved)
+        return _unfolded_output(out, batch, interleaved)
 
     @staticmethod
     def backward(ctx, grad_out):
-        stride, padding, folded_dtype, gates_dtype = ctx.conf
+        stride, padding, folded_dtype, gates_dtype, interleaved = ctx.conf
+        need_x, _, _, need_gates, need_cand, need_bias = ctx.needs_input_grad[:6]
         grad_x, grad_gates, grad_cand, grad_bias = _mixed_conv_backward(
-            grad_out, ctx.saved_tensors, stride, padding, *ctx.needs_input_grad[:4])
-        return (grad_x.to(folded_dtype) if grad_x is not None else None,
+            _fold(grad_out, interleaved), ctx.saved_tensors, stride, padding, need_x, need_gates, need_cand,
+            need_bias)
+        return (grad_x.to(folded_dtype) if grad_x is not None else None, None, None,
                 grad_gates.to(gates_dtype) if grad_gates is not None else None, grad_cand, grad_bias, None, None)
 
 
 class FusedGatedConv(torch.autograd.Function):
     """`fused` with the layer's own softmax gate inside: pooling, Linear, softmax, mixing and conv as
     one node. Its backward adds the pooling's gradient (a per-channel constant) into the conv's input
-    gradient in place, where autograd would materialise a full-size mean gradient and add the two."""
+    gradient in place, where autograd would materialise a full-size mean gradient and add the two.
+    Like FusedMixedConv it returns the unfolded output."""
 
     @staticmethod
-    def forward(ctx, folded, batch: int, mlp_weight, mlp_bias, k: int, d: int, temperature: float, candidates,
-                bias, stride: int, padding: int):
+    def forward(ctx, folded, batch: int, interleaved: bool, mlp_weight, mlp_bias, k: int, d: int,
+                temperature: float, candidates, bias, stride: int, padding: int):
         with torch.autocast(folded.device.type, enabled=False):
             pooled = folded.mean(dim=(2, 3)).view(batch, -1).to(mlp_weight.dtype)
             gates = (F.linear(pooled, mlp_weight, mlp_bias).view(batch, k, d) / temperature).softmax(dim=1)
         out, saved = _mixed_conv(folded, gates, candidates, bias, stride, padding)
         ctx.save_for_backward(*saved, pooled, mlp_weight)
-        ctx.conf = (stride, padding, folded.dtype, temperature, mlp_bias is not None, folded.shape[-2:].numel())
-        return out
+        ctx.conf = (stride, padding, folded.dtype, temperature, mlp_bias is not None, folded.shape[-2:].numel(),
+                    interleaved)
+        return _unfolded_output(out, batch, interleaved)
 
     @staticmethod
     def backward(ctx, grad_out):
         *saved, pooled, mlp_weight = ctx.saved_tensors
-        stride, padding, folded_dtype, temperature, has_mlp_bias, pixels = ctx.conf
-        need_x, _, need_mlp_w, need_mlp_b, _, _, _, need_cand, need_bias = ctx.needs_input_grad[:9]
+        stride, padding, folded_dtype, temperature, has_mlp_bias, pixels, interleaved = ctx.conf
+        need_x, _, _, need_mlp_w, need_mlp_b, _, _, _, need_cand, need_bias = ctx.needs_input_grad[:10]
         need_gates = need_x or need_mlp_w or need_mlp_b
         grad_x, grad_gates, grad_cand, grad_bias = _mixed_conv_backward(
-            grad_out, saved, stride, padding, need_x, need_gates, need_cand, need_bias)
+            _fold(grad_out, interleaved), saved, stride, padding, need_x, need_gates, need_cand, need_bias)
         grad_mlp_w = grad_mlp_b = None
         if grad_gates is not None:
             gates = saved[1]
@@ -248,15 +260,14 @@ class FusedGatedConv(torch.autograd.Function):
                 grad_x.add_(grad_pooled.reshape(1, -1, 1, 1).to(grad_x.dtype))
         if grad_x is not None:
             grad_x = grad_x.to(folded_dtype)
-        return grad_x, None, grad_mlp_w, grad_mlp_b, None, None, None, grad_cand, grad_bias, None, None
+        return grad_x, None, None, grad_mlp_w, grad_mlp_b, None, None, None, grad_cand, grad_bias, None, None
 
 
 def fused_conv(x: torch.Tensor, gates: torch.Tensor, candidates: torch.Tensor, bias: Optional[torch.Tensor],
                stride: int = 1, padding: int = 0) -> torch.Tensor:
     batch = x.shape[0]
     interleaved = batch > 1 and _folds_interleaved(x)
-    out = FusedMixedConv.apply(_fold(x, interleaved), gates, candidates, bias, stride, padding)
-    return _unfold_batch(out, batch, interleaved)
+    return FusedMixedConv.apply(_fold(x, interleaved), batch, interleaved, gates, candidates, bias, stride, padding)
 
 
 def fused_gated_conv(x: torch.Tensor, mlp: nn.Linear, k: int, d: int, temperature: float,
@@ -264,9 +275,8 @@ def fused_gated_conv(x: torch.Tensor, mlp: nn.Linear, k: int, d: int, temperatur
                      padding: int = 0) -> torch.Tensor:
     batch = x.shape[0]
     interleaved = batch > 1 and _folds_interleaved(x)
-    out = FusedGatedConv.apply(_fold(x, interleaved), batch, mlp.weight, mlp.bias, k, d, temperature,
-                               candidates, bias, stride, padding)
-    return _unfold_batch(out, batch, interleaved)
+    return FusedGatedConv.apply(_fold(x, interleaved), batch, interleaved, mlp.weight, mlp.bias, k, d,
+                                temperature, candidates, bias, stride, padding)
 
 
 def apply_formulation(formulation: str, x: torch.Tensor, gates: torch.Tensor, candidates: torch.Tensor,
