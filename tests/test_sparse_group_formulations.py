@@ -105,7 +105,7 @@ def graph_nodes(fn):
 @pytest.mark.parametrize("own_gates", [False, True])
 def test_fused_output_takes_an_in_place_relu_without_copy_slices(channels_last, own_gates):
     # An in-place op on a view of a conv output sends the gradient through CopySlices (a zero fill
-    # and two full-size copies); `fused` returns a tensor of its own, so WDSR's ReLU modifies it
+    # and full-size copies); `fused` returns a tensor of its own, so WDSR's ReLU modifies it
     # directly. The reference (a reshape view of the conv) shows the node the test looks for.
     layer = SparseGroupConv2d(6, 6, 3, k=2, d=3)
     x = torch.randn(4, 6, 5, 7, requires_grad=True)

@@ -189,7 +189,7 @@ def _unfolded_output(out: torch.Tensor, batch: int, interleaved: bool) -> torch.
     """`_unfold_batch(out)` as a tensor of its own over the same memory (detach: not an autograd view
     of `out`). The `fused` Functions return it: a view made inside a Function may not be modified in
     place, and an in-place op (WDSR's ReLU) on a view of any conv output makes autograd route the
-    gradient through CopySlices, a zero fill and two full-size copies per layer."""
+    gradient through CopySlices, a zero fill and full-size copies per layer."""
     return _unfold_batch(out, batch, interleaved).detach()
 
 
