@@ -39,7 +39,10 @@ def test_it_times_restore_train_against_the_bare_step_and_writes_its_results_fil
     assert cells[1:4] == ["4", "8x8x3", "1"]  # batch, LR patch (gt 16 / scale 2), workers
     bare, e2e = float(cells[4]), float(cells[5])
     assert cells[0] == f"`{recipe}`" and bare > 0 and e2e > 0
-    assert abs(float(cells[6].rstrip("x")) - e2e / bare) <= 0.01 + 0.01 * e2e / bare  # ms printed to 0.1
+    # Both times are printed to 0.1 ms, so the ratio recomputed from them may be off by the
+    # relative rounding of each (large when the bare step takes only a few ms) plus the ratio's own.
+    ratio = e2e / bare
+    assert abs(float(cells[6].rstrip("x")) - ratio) <= 0.005 + ratio * (0.05 / bare + 0.05 / e2e)
     assert (out.stat().st_mode & 0o777) == 0o640
     assert not os.path.exists(os.path.join(ROOT, "experiments", "e2e_2"))  # the runs train in a temporary folder
 
