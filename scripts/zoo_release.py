@@ -73,6 +73,10 @@ LAUNCH = {
                                 "251-1,557 (about 8 min) beside test-suite runs and 4,796-7,100 (about "
                                 "35 min) beside one-thread profiling runs and tests; stopped with SIGTERM "
                                 "four times and continued with --auto_resume"),
+    "nsr_sr_x3": ("", "2 torch threads, beside a fresh-clone CI run (test suite, then the models lane) "
+                      "for iterations about 200-4,600 (75 min), otherwise alone but for edits and small "
+                      "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
+                      "2026-12-02)"),
     "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 "
                       "(13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to "
                       "one thread, and 4,808-6,454 (17 min) on 1 thread beside a test-suite run"),

@@ -24,8 +24,8 @@ from restore.utils.yaml_io import dump_yaml
 from tests.tiny import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = ["nsr_sr_x2", "nsr_sr_x4", "nsr_dn_gray_blind", "nsr_dn_color_blind", "nsr_jpeg_gray_blind",
-           "nsr_jpeg_color_blind"]
+SHIPPED = ["nsr_sr_x2", "nsr_sr_x3", "nsr_sr_x4", "nsr_dn_gray_blind", "nsr_dn_color_blind",
+           "nsr_jpeg_gray_blind", "nsr_jpeg_color_blind"]
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ def test_every_shipped_model_is_listed_with_its_files():
         assert e.sha256 in card and f"restore-infer --model {name}" in card
 
 
-@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("scale", [2, 3, 4])
 def test_sr_models_beat_bicubic_on_a_crop(scale):
     model = load_model(model=f"nsr_sr_x{scale}")
     assert model.scale == scale
