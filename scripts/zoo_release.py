@@ -76,7 +76,9 @@ LAUNCH = {
     "nsr_sr_x3": ("", "2 torch threads, beside a fresh-clone CI run (test suite, then the models lane) "
                       "for iterations about 200-4,600 (75 min), otherwise alone but for edits and small "
                       "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
-                      "2026-12-02)"),
+                      "2026-12-02). Iterations 1-7,000 ran as one piece; the warm restart (7,001-10,900) "
+                      "was added later that day and continued from 7,000 with --auto_resume, stopped once "
+                      "with SIGTERM at 7,064 to shorten its period to fit 3 hours"),
     "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 "
                       "(13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to "
                       "one thread, and 4,808-6,454 (17 min) on 1 thread beside a test-suite run"),
