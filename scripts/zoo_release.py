@@ -231,6 +231,12 @@ def validation_curve(record: dict) -> str:
     return "; PSNR " + ", ".join(f"{float(v):.2f} @ {it}" for it, v in shown)
 
 
+def scheduler_text(scheduler: dict) -> str:
+    """'CosineAnnealingRestartLR (periods [7000, 3900], restart_weights [1, 0.25], eta_min 1e-06)'."""
+    settings = ", ".join(f"{k} {v}" for k, v in scheduler.items() if k != "type")
+    return f"{scheduler['type']} ({settings})" if settings else scheduler["type"]
+
+
 def stage_card(name: str, opt: dict) -> None:
     results = os.path.join(ROOT, "results", "zoo", name, "results.md")
     if not os.path.isfile(results):
@@ -254,7 +260,7 @@ def stage_card(name: str, opt: dict) -> None:
         f"{' (' + ', '.join(f'{k}: {v}' for k, v in degradation.items()) + ')' if degradation else ''} |",
         f"| patches | {train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, flips + rotations |",
         f"| optimiser | {opt['train']['optim_g']['type']} lr {opt['train']['optim_g']['lr']}, "
-        f"{opt['train']['scheduler']['type']}, {opt['train']['pixel_opt']['type']}, EMA {opt['train']['ema_decay']} |",
+        f"{scheduler_text(opt['train']['scheduler'])}, {opt['train']['pixel_opt']['type']}, EMA {opt['train']['ema_decay']} |",
         f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
         f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, {LAUNCH[name][1]} |",
         *([f"| step time | {record['median_step_seconds']:.2f} s per iteration (median of the logged intervals) |"]
