@@ -75,6 +75,9 @@ results: setup
 		--profile results/bench_train/nsr_layer_profile.md
 	$(BIN)/python scripts/bench_nsr_train.py --threads 1 --formulations fused --rounds 1 \
 		--profile results/bench_train/nsr_step_profile.md
+	# ~2 min, measured on a slow day (docs/performance.md, "A longer run"): the same with two threads
+	$(BIN)/python scripts/bench_nsr_train.py --threads 2 --formulations fused --rounds 2 \
+		--profile results/bench_train/nsr_step_profile_2threads.md
 	# ~4 min, estimated (a 66.5 s first compiled step, then 2 rounds of 3 steps per side; docs/performance.md,
 	# "torch.compile"): NSR with train.compile beside BasicSR and restore; wants an idle machine
 	$(BIN)/python scripts/bench_train.py --archs NSR --compile --sides basicsr restore restore-compile --rounds 2 \

@@ -254,8 +254,23 @@ def report(sides: list, sizes: dict, started: str, load_before, load_after, load
                 lines.append(f"  reference formulation (grouped, faster layout): {ref.label}, "
                              f"{med[ref.label] / med[base.label]:.2f}x {base.label}; best / reference "
                              f"{med[best.label] / med[ref.label]:.2f}x")
+            lines.append(f"  paired by round (each NSR step over the {base.label} step of the same round; "
+                         f"cancels drift slower than a round): median [quartiles]")
+            for s in nsr:
+                q1, q2, q3 = paired_quartiles(s.times, base.times)
+                lines.append(f"    {s.label}: {q2:.2f}x [{q1:.2f}-{q3:.2f}]")
         lines.append("")
     return "\n".join(lines)
+
+
+def paired_quartiles(times: list, base_times: list) -> tuple:
+    """Quartiles of the per-round ratios times[r] / base_times[r]: both sides ran in round r, minutes
+    apart at most, so a drift of the machine slower than a round divides out."""
+    ratios = [t / b for t, b in zip(times, base_times)]
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q1, q2, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q1, q2, q3
 
 
 CONV = "conv"  # in every convolution op's name: aten::mkldnn_convolution, aten::convolution_backward, ...

@@ -127,6 +127,19 @@ def test_bench_nsr_train_runs_every_formulation_on_the_same_steps(one_thread, mo
     text = bn.report(sides, sizes, "now", (0, 0, 0), (0, 0, 0), [0.0], batch)
     assert "## fp32: ratios to the faster WDSR-A side" in text
     assert "NSR auto nchw fp32 (= " in text and "best NSR side:" in text
+    assert "    NSR fused nchw fp32: " in text  # the paired-by-round ratios
+
+
+def test_paired_ratios_divide_out_a_drift_between_rounds():
+    """A machine that slows 3x between rounds moves both sides of a round together: the paired
+    ratios stay 1.1, where the ratio of the two medians would not be."""
+    bn = load_script("bench_nsr_train")
+    base = [1.0, 3.0, 1.0, 3.0, 2.0]
+    nsr = [1.1 * b for b in base]
+    assert bn.paired_quartiles(nsr, base) == pytest.approx((1.1, 1.1, 1.1))
+    q1, q2, q3 = bn.paired_quartiles([1.0, 1.2, 1.4, 1.6, 1.8], [1.0] * 5)  # hand-computed quartiles
+    assert (q1, q2, q3) == pytest.approx((1.2, 1.4, 1.6))
+    assert bn.paired_quartiles([2.0], [1.0]) == (2.0, 2.0, 2.0)
 
 
 def test_bench_nsr_train_profile_writes_each_sides_ops(one_thread, monkeypatch, tmp_path):
