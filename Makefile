@@ -82,6 +82,9 @@ results: setup
 	# "torch.compile"): NSR with train.compile beside BasicSR and restore; wants an idle machine
 	$(BIN)/python scripts/bench_train.py --archs NSR --compile --sides basicsr restore restore-compile --rounds 2 \
 		> results/bench_train/nsr_compile.txt.tmp && mv results/bench_train/nsr_compile.txt.tmp results/bench_train/nsr_compile.txt
+	# ~1 min, measured on a slow day (docs/performance.md, "What bounds EDSR"): EDSR's conv passes per
+	# memory format against BasicSR's step; wants an idle machine
+	$(BIN)/python scripts/bench_conv_ops.py --out results/bench_train/latest/conv_ops.txt
 	# ~1 min, measured idle: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
 	$(BIN)/python scripts/readme_example.py
 	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)

@@ -175,11 +175,34 @@ def test_the_documented_benchmark_commands_parse(doc, at_least):
     """Every `python scripts/bench_*.py ...` command in the docs, on its own line or in `code`,
     uses flags the script has."""
     parsers = {"bench_train": bt.build_parser(), "bench_layouts": load_script("bench_layouts").build_parser(),
-               "bench_nsr_train": load_script("bench_nsr_train").build_parser()}
-    command = re.compile(r"python scripts/(bench_train|bench_layouts|bench_nsr_train)\.py([^`#\n]*)")
+               "bench_nsr_train": load_script("bench_nsr_train").build_parser(),
+               "bench_conv_ops": load_script("bench_conv_ops").build_parser()}
+    command = re.compile(r"python scripts/(bench_train|bench_layouts|bench_nsr_train|bench_conv_ops)\.py([^`#\n]*)")
     seen = 0
     with open(os.path.join(ROOT, doc)) as f:
         for name, args in command.findall(f.read()):
             parsers[name].parse_args(args.replace("[", "").replace("]", "").split())  # SystemExit on a bad flag
             seen += 1
     assert seen >= at_least
+
+
+def test_bench_conv_ops_counts_a_steps_flops_by_hand():
+    """FlopCounterMode over a forward and backward: conv2 gets its input and weight gradients, conv1
+    (whose input needs none) its weight gradient only; 2 FLOPs per multiply-add."""
+    bc = load_script("bench_conv_ops")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 3, padding=1))
+    conv1, conv2 = 2 * 4 * 3 * 9 * 64, 2 * 4 * 4 * 9 * 64  # per pass, on 8x8
+    assert bc.training_step_flops(net, (1, 3, 8, 8), (1, 4, 8, 8)) == (conv1 + conv2) + (2 * conv2 + conv1)
+    assert bc.speedup_bound(10.0, 300e9, 60e9) == pytest.approx(2.0)  # 10 s against 300 GFLOP at 60 GFLOP/s
+
+
+def test_bench_conv_ops_quick_run_writes_the_bounds(one_thread, tmp_path):
+    out = tmp_path / "conv_ops.txt"
+    assert load_script("bench_conv_ops").main(["--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("Made by `python scripts/bench_conv_ops.py --quick --out ")
+    for pass_name in ("forward", "input gradient", "weight + bias gradient", "all three"):
+        assert f"| {pass_name} | " in text
+    bounds = re.findall(r"^- every conv pass at .*: ([\d.]+)x$", text, re.M)
+    assert len(bounds) == 2 and all(float(b) > 0 for b in bounds)
