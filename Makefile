@@ -47,7 +47,7 @@ test-models: $(MODELS_VENV)/.installed
 
 # Every results file the docs quote (tests/test_docs_tables.py checks the quotes), rewritten by the
 # command that measures it; each file's first line names the command and the machine. Times: this
-# 2-core CPU, idle unless said. Not part of `test`: about 2 hours in all.
+# 2-core CPU, idle unless said. Not part of `test`: about 3 hours in all.
 results: setup
 	# ~1 min (docs/protocol.md): the bicubic rows under both protocols
 	$(BIN)/python scripts/protocol_bicubic.py
@@ -82,6 +82,12 @@ results: setup
 	# "torch.compile"): NSR with train.compile beside BasicSR and restore; wants an idle machine
 	$(BIN)/python scripts/bench_train.py --archs NSR --compile --sides basicsr restore restore-compile --rounds 2 \
 		> results/bench_train/nsr_compile.txt.tmp && mv results/bench_train/nsr_compile.txt.tmp results/bench_train/nsr_compile.txt
+	# ~2 min, estimated (0.25 MP photos), then ~50 min on a slow day (~3 MP photos, the seven zoo models
+	# and EDSR, untiled and --tile 512; measured in two runs: the zoo ~25 min by its rows' times, EDSR
+	# 22 min wall): restore-infer against its bare forward (docs/inference.md), reports to
+	# results/bench_infer/latest/; wants an idle machine
+	$(BIN)/python scripts/bench_infer.py --quick --out results/bench_infer/latest/quick.txt
+	$(BIN)/python scripts/bench_infer.py --images 1 --out results/bench_infer/latest/full.txt
 	# ~1 min, measured on a slow day (docs/performance.md, "What bounds EDSR"): EDSR's conv passes per
 	# memory format against BasicSR's step; wants an idle machine
 	$(BIN)/python scripts/bench_conv_ops.py --out results/bench_train/latest/conv_ops.txt

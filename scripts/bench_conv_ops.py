@@ -17,8 +17,8 @@ A trainer that spent no time at all outside the convolutions and ran every conv 
 conv's best rate here (each pass in its faster memory format, no conversions) would need the step's
 conv FLOPs / that rate; BasicSR's measured step over that time bounds restore's speed-up from above.
 The second bound runs every conv at the peak conv's rate instead: reaching it would take conv kernels
-faster than the training kernels torch ships. The body conv's rate stands for every conv of the step
-(the first and last convs and the upsampler's are a few of its 35 layers).
+faster than the training kernels torch ships. The body conv's rate stands for every conv of the step:
+the others (the first, the last and the upsampler's) hold about 11 % of its FLOPs.
 
     python scripts/bench_conv_ops.py --out results/bench_train/latest/conv_ops.txt
     python scripts/bench_conv_ops.py --quick     # tiny sizes: a smoke run

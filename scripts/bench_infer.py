@@ -45,7 +45,7 @@ from restore.inference.setup import net_input, prepare_net, prepare_process
 from restore.inference.tiling import tile_grid
 from restore.inference.zoo import zoo_entries
 from restore.utils.flops import count_macs
-from restore.utils.img_io import imread, imwrite, to_float32
+from restore.utils.img_io import atomic_write_bytes, imread, imwrite, to_float32
 
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea")
 EDSR = {"type": "EDSR", "num_feat": 64, "num_block": 16, "upscale": 2}
@@ -237,10 +237,8 @@ def main(argv=None) -> int:
     say(f"ratio e2e / (bare + io): median {statistics.median(ratios):.3f}, max {max(ratios):.3f} "
         f"({'within' if max(ratios) <= 1.15 else 'above'} the 1.15 goal); of CPU times: median "
         f"{statistics.median(cpu_ratios):.3f}, max {max(cpu_ratios):.3f}")
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    if args.out:  # whole or not at all: a killed run leaves the previous report in place
+        atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     return 0
 
 
