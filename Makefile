@@ -47,7 +47,8 @@ test-models: $(MODELS_VENV)/.installed
 
 # Every results file the docs quote (tests/test_docs_tables.py checks the quotes), rewritten by the
 # command that measures it; each file's first line names the command and the machine. Times: this
-# 2-core CPU, idle unless said. Not part of `test`: about 3 hours in all.
+# 2-core CPU, idle unless said. Not part of `test`: about 3 hours in all (tests/test_make_results.py
+# checks that every command below exists and that its parser takes its flags).
 results: setup
 	# ~1 min (docs/protocol.md): the bicubic rows under both protocols
 	$(BIN)/python scripts/protocol_bicubic.py
