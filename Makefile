@@ -47,8 +47,9 @@ test-models: $(MODELS_VENV)/.installed
 
 # Every results file the docs quote (tests/test_docs_tables.py checks the quotes), rewritten by the
 # command that measures it; each file's first line names the command and the machine. Times: this
-# 2-core CPU, idle unless said. Not part of `test`: about 3 hours in all (tests/test_make_results.py
-# checks that every command below exists and that its parser takes its flags).
+# 2-core CPU, idle unless said ("a slow day": the same VM computing 2-3x slower). Not part of `test`:
+# about 3 hours in all. tests/test_make_results.py checks that every command below exists and that
+# its parser takes its flags.
 results: setup
 	# ~1 min (docs/protocol.md): the bicubic rows under both protocols
 	$(BIN)/python scripts/protocol_bicubic.py
@@ -79,14 +80,15 @@ results: setup
 	# ~2 min, measured on a slow day (docs/performance.md, "A longer run"): the same with two threads
 	$(BIN)/python scripts/bench_nsr_train.py --threads 2 --formulations fused --rounds 2 \
 		--profile results/bench_train/nsr_step_profile_2threads.md
-	# ~4 min, estimated (a 66.5 s first compiled step, then 2 rounds of 3 steps per side; docs/performance.md,
-	# "torch.compile"): NSR with train.compile beside BasicSR and restore; wants an idle machine
+	# 6.3 min, measured on a slow day (a first compiled step of 66.5 s idle, then 2 rounds of 3 steps per
+	# side; docs/performance.md, "torch.compile"): NSR with train.compile beside BasicSR and restore;
+	# wants an idle machine
 	$(BIN)/python scripts/bench_train.py --archs NSR --compile --sides basicsr restore restore-compile --rounds 2 \
 		> results/bench_train/nsr_compile.txt.tmp && mv results/bench_train/nsr_compile.txt.tmp results/bench_train/nsr_compile.txt
-	# ~2 min, estimated (0.25 MP photos), then ~50 min on a slow day (~3 MP photos, the seven zoo models
-	# and EDSR, untiled and --tile 512; measured in two runs: the zoo ~25 min by its rows' times, EDSR
-	# 22 min wall): restore-infer against its bare forward (docs/inference.md), reports to
-	# results/bench_infer/latest/; wants an idle machine
+	# 13.5 min (0.25 MP photos), then ~50 min (~3 MP photos, the seven zoo models and EDSR, untiled and
+	# --tile 512; the zoo ~25 min by its rows' times, EDSR 22 min wall), all measured on slow days:
+	# restore-infer against its bare forward (docs/inference.md), reports to results/bench_infer/latest/;
+	# wants an idle machine
 	$(BIN)/python scripts/bench_infer.py --quick --out results/bench_infer/latest/quick.txt
 	$(BIN)/python scripts/bench_infer.py --images 1 --out results/bench_infer/latest/full.txt
 	# ~1 min, measured on a slow day (docs/performance.md, "What bounds EDSR"): EDSR's conv passes per
@@ -94,7 +96,7 @@ results: setup
 	$(BIN)/python scripts/bench_conv_ops.py --out results/bench_train/latest/conv_ops.txt
 	# ~1 min, measured idle: the README's worked example (tiny EDSR, 500 iterations, then restore-test)
 	$(BIN)/python scripts/readme_example.py
-	# ~3 min, estimated: sub-images, LMDBs and nine timed loader runs (docs/data.md)
+	# 47 s, measured on a slow day: sub-images, LMDBs and nine timed loader runs (docs/data.md)
 	$(BIN)/python scripts/bench_data.py --table results/data/loading_speed.md
 	# ~15 min, estimated (80 iterations of each zoo recipe, end to end and bare; docs/performance.md):
 	# restore-train against its bare step; wants an idle machine
