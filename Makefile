@@ -98,7 +98,7 @@ results: setup
 	$(BIN)/python scripts/readme_example.py
 	# 47 s, measured on a slow day: sub-images, LMDBs and nine timed loader runs (docs/data.md)
 	$(BIN)/python scripts/bench_data.py --table results/data/loading_speed.md
-	# ~15 min, estimated (80 iterations of each zoo recipe, end to end and bare; docs/performance.md):
+	# 19 min, measured on a slow day (80 iterations of each zoo recipe, end to end and bare; docs/performance.md):
 	# restore-train against its bare step; wants an idle machine
 	$(BIN)/python scripts/bench_train_e2e.py --table results/bench_train/e2e.md
 	# ~1 hour, estimated (bench_train --layouts --bf16 alone ~15 min): the training benchmarks against
