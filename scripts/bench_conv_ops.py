@@ -73,14 +73,7 @@ def reference_ops(train_sizes: dict, gemm: int) -> dict:
     """bench_train's peak conv (channels_last inference) and a square fp32 GEMM."""
     import torch
     a, b = torch.rand(gemm, gemm), torch.rand(gemm, gemm)
-    shape = train_sizes["peak_shape"]
-    conv = torch.nn.Conv2d(shape[1], shape[1], 3, padding=1).to(memory_format=torch.channels_last).eval()
-    x = torch.rand(*shape).contiguous(memory_format=torch.channels_last)
-
-    def peak_conv():
-        with torch.inference_mode():
-            conv(x)
-    return {"peak conv": peak_conv, "GEMM": lambda: torch.mm(a, b)}
+    return {"peak conv": bench_train.peak_conv_op(train_sizes["peak_shape"]), "GEMM": lambda: torch.mm(a, b)}
 
 
 def time_interleaved(ops: dict, repeats: int) -> dict:

@@ -12,8 +12,9 @@ Every side lives in this one process (the allocator is tuned as restore-train do
 turns, one step each per turn, the order rotating every round, and the medians (and minima) over all
 rounds are reported with the ratios of this one run: on a shared machine absolute times drift,
 interleaved ratios much less. Each NSR side also gets the quartiles of its per-round ratios to the
-faster WDSR-A side (both stepped in the same round), which divide out drift slower than a round. The load average is sampled each round, and each step's process CPU
-time is recorded too ("share" below ~90 % of the threads: the side did not get its cores).
+faster WDSR-A side (both stepped in the same round), which divide out drift slower than a round. The
+load average is sampled each round, and each step's process CPU time is recorded too ("share" below
+~90 % of the threads: the side did not get its cores).
 
     python scripts/bench_nsr_train.py                      # fp32, every formulation, both layouts
     python scripts/bench_nsr_train.py --bf16 --rounds 8    # also bf16 autocast

@@ -216,19 +216,29 @@ def build_trainer(spec: dict):
 
 
 # --- measurements inside a worker process ------------------------------------------------------
-def peak_conv_seconds(shape, iters: int) -> list:
-    """Times of a channels_last 3x3 conv C -> C on `shape` (N, C, H, W), after one warm-up call."""
+def peak_conv_op(shape):
+    """A function running the peak conv once: a channels_last 3x3 conv C -> C on `shape` (N, C, H, W),
+    inference mode."""
     import torch
     n, c, h, w = shape
     conv = torch.nn.Conv2d(c, c, 3, padding=1).to(memory_format=torch.channels_last).eval()
     x = torch.rand(n, c, h, w).contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.inference_mode():
-        for i in range(iters + 1):
-            t0 = time.perf_counter()
+
+    def run():
+        with torch.inference_mode():
             conv(x)
-            if i:
-                times.append(time.perf_counter() - t0)
+    return run
+
+
+def peak_conv_seconds(shape, iters: int) -> list:
+    """Times of the peak conv on `shape`, after one warm-up call."""
+    run = peak_conv_op(shape)
+    times = []
+    for i in range(iters + 1):
+        t0 = time.perf_counter()
+        run()
+        if i:
+            times.append(time.perf_counter() - t0)
     return times
 
 
