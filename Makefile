@@ -48,8 +48,8 @@ test-models: $(MODELS_VENV)/.installed
 # Every results file the docs quote (tests/test_docs_tables.py checks the quotes), rewritten by the
 # command that measures it; each file's first line names the command and the machine. Times: this
 # 2-core CPU, idle unless said ("a slow day": the same VM computing 2-3x slower). Not part of `test`:
-# about 3 hours in all. tests/test_make_results.py checks that every command below exists and that
-# its parser takes its flags.
+# about 5 hours in all (the sum of the times below, most on slow days or under load).
+# tests/test_make_results.py checks that every command below exists and that its parser takes its flags.
 results: setup
 	# ~1 min (docs/protocol.md): the bicubic rows under both protocols
 	$(BIN)/python scripts/protocol_bicubic.py
@@ -59,12 +59,12 @@ results: setup
 	$(BIN)/python scripts/csc_sdnet_difference.py
 	# ~20 s, measured: params and MACs of every arch (docs/nsr.md)
 	$(BIN)/restore-flops --all --out results/nsr/flops.md
-	# ~25 min, estimated (trainings 8.9 min under load 7-11, then calibration, tests, cost): docs/csc.md
+	# 16 min, measured on a slow day (the trainings, then calibration, tests, cost): docs/csc.md
 	$(BIN)/python scripts/exp_csc_denoise.py
 	# ~20 min (19 min under load 8-12 for the same work in three runs): docs/blurpool.md
 	$(BIN)/python scripts/exp_blurpool.py --iters 300 --eq-images 12 --threads 1 --table results/blurpool/unet_dn25.md
-	# ~20 min under load (docs/nsr.md) + ~5 min, estimated: the CPU-tiny NSR to iteration 250, then
-	# restore-bench on it (docs/benchmarks.md)
+	# 52 s + 93 s, measured on a slow day: the CPU-tiny NSR to iteration 250, then restore-bench on it
+	# (docs/nsr.md, docs/benchmarks.md)
 	$(BIN)/restore-train -opt options/train/NSR/train_NSR_SRx2_T91_cpu_tiny.yml --set train.total_iter=250
 	$(BIN)/restore-bench --model NSR_tiny=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8 \
 		--model NSR_tiny_tile=NSR:experiments/NSR_SRx2_T91_cpu_tiny/models/net_g_250.pth,upscale=2,num_feat=32,num_block=8,width_mult=1,k=4,d=8,gate_region=tile \
@@ -101,8 +101,10 @@ results: setup
 	# 19 min, measured on a slow day (80 iterations of each zoo recipe, end to end and bare; docs/performance.md):
 	# restore-train against its bare step; wants an idle machine
 	$(BIN)/python scripts/bench_train_e2e.py --table results/bench_train/e2e.md
-	# ~1 hour, estimated (bench_train --layouts --bf16 alone ~15 min): the training benchmarks against
-	# BasicSR, reports to results/bench_train/latest/, then the tables of docs/performance.md
+	# 77 min, measured on a slow day on the AVX2 AMD EPYC, where the bf16 benchmarks are left out (no
+	# oneDNN bf16 kernels: EDSR's first bf16 step took 361 s); with bf16 kernels the bf16 sides run too:
+	# the training benchmarks against BasicSR, reports to results/bench_train/latest/, then the tables
+	# of docs/performance.md
 	$(BIN)/python scripts/performance_tables.py --run
 	# ~1.5 hours under load, measured (docs/features.md; each file gives its CPU and wall time): at nice 19
 	# beside two trainings, restore-leaks --calibrate 38 min (9.8 CPU-min), the default search 15 min

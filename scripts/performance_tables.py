@@ -4,7 +4,10 @@ The reports are what bench_train.py, bench_layouts.py and bench_nsr_train.py pri
 output, committed as measured); this script reads them, picks the figures the page quotes and writes
 one Markdown results file per table under results/performance/, headed by the commands and the
 machine of the reports it read. With --run it first reruns every benchmark on this machine, its
-reports going to results/bench_train/latest/ (what `make results` does).
+reports going to results/bench_train/latest/ (what `make results` does). On a CPU where oneDNN has
+no bf16 kernels (AVX2 without AVX-512) bf16 autocast falls back to a reference path -- EDSR's first
+bf16 step took 361 s there against 5 s in fp32 -- so --run leaves the bf16 benchmarks out and the
+tables' bf16 cells empty, rather than spend hours timing an emulation no user would train with.
 
     python scripts/performance_tables.py            # from the committed reports
     python scripts/performance_tables.py --run      # rerun the benchmarks first (about an hour)
@@ -39,6 +42,8 @@ REPORTS = {
     "nsr_layer": ("2026-12-02_amd_loaded_nsr_layer_fp32_bf16.txt",
                       "python scripts/bench_nsr_train.py --layer --bf16 --rounds 8"),
 }
+# The reports that time bf16 (with --bf16 in their command).
+BF16_KEYS = [key for key, (_, command) in REPORTS.items() if "--bf16" in command.split()]
 # bench_layouts' report does not name the CPU; the committed runs were made on the Intel machine.
 LAYOUTS_MACHINE = "the 2-core Intel Xeon (AVX512-BF16, AMX) of docs/performance.md"
 LAYOUT_NETWORKS = {"EDSR": "EDSR x2 (64 x 16)", "WDSR": "WDSR x2 (32 x 8)", "DnCNN": "DnCNN (32 x 8)",
@@ -55,7 +60,28 @@ ABLATIONS = {
 }
 
 
-def read(path: str) -> str:
+def bf16_is_native() -> bool:
+    """Whether oneDNN runs bf16 convolutions with its own kernels (AVX-512 and up) on this CPU."""
+    import torch
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def without_bf16(reports: dict) -> dict:
+    """The --run reports for a CPU without bf16 kernels: the bf16-only report dropped (its path None),
+    the mixed ones' commands without --bf16."""
+    out = {}
+    for key, (path, command, machine) in reports.items():
+        words = command.split()
+        if "--bf16" in words:
+            words.remove("--bf16")
+            path = None if key == "layouts_bf16" else path
+        out[key] = (path, " ".join(words), machine)
+    return out
+
+
+def read(path: str | None) -> str:
+    if path is None:
+        return ""
     with open(path, encoding="utf-8") as f:
         return f.read()
 
@@ -69,9 +95,12 @@ def machine_of(text: str) -> str:
 
 
 def header(reports: dict, keys: list[str], machine: str) -> str:
-    commands = "; ".join(f"`{reports[k][1]}` ({os.path.relpath(reports[k][0], ROOT)})" for k in keys)
+    commands = "; ".join(f"`{reports[k][1]}` ({os.path.relpath(reports[k][0], ROOT)})"
+                         for k in keys if reports[k][0] is not None)
+    dropped = any(k in BF16_KEYS and "--bf16" not in reports[k][1].split() for k in keys)
+    note = " No bf16 runs: this CPU has no oneDNN bf16 kernels." if dropped else ""
     return (f"Made by `python scripts/performance_tables.py` from the reports of {commands}, "
-            f"measured on {machine}.")
+            f"measured on {machine}.{note}")
 
 
 def bench_train_sections(text: str) -> dict:
@@ -118,7 +147,8 @@ def table_vs_basicsr(reports) -> list[str]:
                   f"(CPU time {ratio(s['ratios']['train CPU time basicsr / restore'])})")
     for side, what in (("restore-malloc", "the default allocator"), ("restore-nchw", "`channels_last: false`"),
                        ("restore-cl", "`channels_last: true`"), ("restore-bf16", "`amp: bf16`")):
-        row(f"same, restore with {what}", lambda s, side=side: ratio(s["ratios"][f"train it/s {side} / basicsr"]))
+        row(f"same, restore with {what}", lambda s, side=side: ratio(s["ratios"][f"train it/s {side} / basicsr"])
+            if f"train it/s {side} / basicsr" in s["ratios"] else "")
     row(f"inference speed, restore / BasicSR ({size[0]}x{size[1]}, batch 1)",
         lambda s: ratio(s["ratios"]["inference speed restore / basicsr"]))
     row("restore inference / peak conv",
@@ -275,8 +305,13 @@ def main(argv=None) -> int:
         # bench_layouts' report names no CPU: a fresh one was made here
         reports = {key: (os.path.join(folder, f"{key}.txt"), command, cpu_name())
                    for key, (_, command) in REPORTS.items()}
+        if not bf16_is_native():
+            print("no oneDNN bf16 kernels on this CPU: the bf16 benchmarks are left out", flush=True)
+            reports = without_bf16(reports)
         os.makedirs(folder, exist_ok=True)
         for key, (path, command, _) in reports.items():
+            if path is None:
+                continue
             print(f"{command} > {path}", flush=True)
             with open(path + ".tmp", "w", encoding="utf-8") as out:
                 subprocess.run([sys.executable, *shlex.split(command)[1:]], stdout=out, check=True, cwd=ROOT)

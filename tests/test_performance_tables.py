@@ -1,6 +1,7 @@
 """scripts/performance_tables.py: the tables of docs/performance.md are what it reads from the
 committed benchmark reports (results/bench_train/), and each names the machine of its reports."""
 import glob
+import re
 import os
 import sys
 
@@ -45,3 +46,45 @@ NSR fused nchw fp32 (= fused)       9413     5989     6000   37%  1.20x     0.83
     assert performance_tables.cpu_ratios(parsed)["NSR fused nchw fp32 (= fused)"] == 1.5
     assert performance_tables.ordered(parsed, "cpu")[0] == "WDSR cl fp32"
     assert performance_tables.side_label("NSR auto cl fp32 (= loop)") == "NSR `auto`, channels_last (chose `loop`)"
+
+
+def fp32_only(text: str) -> str:
+    """A committed report as its command without --bf16 prints it: no bf16 section, side or ratio."""
+    blocks = re.split(r"(?m)^(?=## )", text)
+    return "".join("\n".join(line for line in block.splitlines() if "bf16" not in line) + "\n"
+                   for block in blocks if not block.startswith("## bf16"))
+
+
+def test_run_without_bf16_kernels_leaves_bf16_out(tmp_path, monkeypatch):
+    # An AVX2 CPU: oneDNN has no bf16 kernels, so --run must not spend hours timing the emulation.
+    committed = {command: os.path.join(ROOT, "results", "bench_train", name)
+                 for name, command in performance_tables.REPORTS.values()}
+    ran = []
+
+    def fake_run(argv, stdout, check, cwd):
+        command = "python " + " ".join(argv[1:])
+        ran.append(command)
+        source = next(path for c, path in committed.items() if c.replace(" --bf16", "") == command)
+        stdout.write(fp32_only(open(source, encoding="utf-8").read()))
+
+    monkeypatch.setattr(performance_tables, "bf16_is_native", lambda: False)
+    monkeypatch.setattr(performance_tables.subprocess, "run", fake_run)
+    out = tmp_path / "tables"
+    assert performance_tables.main(["--run", "--reports", str(tmp_path / "latest"), "--out", str(out)]) == 0
+    assert len(ran) == len(performance_tables.REPORTS) - 1  # bench_layouts --bf16 not run at all
+    assert not any("--bf16" in command for command in ran)
+    assert not (tmp_path / "latest" / "layouts_bf16.txt").exists()
+    layouts = (out / "layouts.md").read_text()
+    assert "No bf16 runs" in layouts.splitlines()[0] and "--bf16" not in layouts.splitlines()[0]
+    assert all(row.split(" | ")[5] == "" for row in rows(layouts)[2:])  # the bf16 speed-up column
+    vs_basicsr = (out / "vs_basicsr.md").read_text()
+    assert "No bf16 runs" in vs_basicsr.splitlines()[0]
+    bf16_row = next(row for row in rows(vs_basicsr) if "amp: bf16" in row)
+    assert [cell.strip() for cell in bf16_row.strip("|").split("|")][1:] == ["", ""]  # EDSR, NSR
+    assert "bf16" not in rows((out / "nsr_layer.md").read_text())[0]
+    assert "No bf16 runs" not in (out / "ablations.md").read_text()  # an fp32 report, unchanged
+
+
+def test_bf16_is_native_is_what_onednn_says():
+    import torch
+    assert performance_tables.bf16_is_native() == torch.ops.mkldnn._is_mkldnn_bf16_supported()
