@@ -10,7 +10,7 @@ bf16 step took 361 s there against 5 s in fp32 -- so --run leaves the bf16 bench
 tables' bf16 cells empty, rather than spend hours timing an emulation no user would train with.
 
     python scripts/performance_tables.py            # from the committed reports
-    python scripts/performance_tables.py --run      # rerun the benchmarks first (about an hour)
+    python scripts/performance_tables.py --run      # rerun the benchmarks first (77 min, fp32 only, slow day)
 """
 import argparse
 import os
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
     p.add_argument("--reports", help="folder of the reports (default: results/bench_train, the committed "
                                       "ones; with --run: results/bench_train/latest)")
     p.add_argument("--run", action="store_true",
-                   help="first rerun every benchmark (about an hour), each report to REPORTS/<name>.txt")
+                   help="first rerun every benchmark (77 min without bf16 on a slow day), each report to REPORTS/<name>.txt")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "performance"))
     args = p.parse_args(argv)
     folder = args.reports or os.path.join(ROOT, "results", "bench_train", *(["latest"] if args.run else []))
