@@ -200,7 +200,7 @@ def train(opt: dict, auto_resume: bool = False, restart: bool = False) -> dict:
                     waited += time.perf_counter() - asked
                     it += 1
                     model.update_learning_rate(it)
-                    logs = model.optimize_parameters(batch)
+                    logs = model.optimize_parameters(batch, it)
                     history.append(logs["loss"])
                     if model.nonfinite_in_a_row >= t["max_nonfinite"]:
                         raise RestoreError(f"{t['max_nonfinite']} steps in a row had a non-finite loss or "

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from restore.archs import after_optimizer_step
 from restore.inference import inference_forward
-from restore.losses import build_loss
+from restore.losses import active_losses, build_losses
 from restore.metrics import calculate_metric
 from restore.models.base_model import BaseModel
 from restore.models.memory_format import set_memory_format
@@ -26,8 +26,8 @@ class SRModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         if self.is_train:
-            self.losses = {key[:-4]: build_loss(block, f"train.{key}").to(self.device)
-                           for key, block in opt["train"].items() if key.endswith("_opt")}
+            losses, self.loss_windows = build_losses(opt["train"])
+            self.losses = {name: loss.to(self.device) for name, loss in losses.items()}
             self.nonfinite_in_a_row = 0
             self.nonfinite_total = 0
 
@@ -36,7 +36,9 @@ class SRModel(BaseModel):
         return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
 
     # --- one training step ---------------------------------------------------------------------
-    def optimize_parameters(self, batch: dict) -> dict:
+    def optimize_parameters(self, batch: dict, it: int | None = None) -> dict:
+        """One optimizer step on `batch`. `it` (1-based) picks the losses whose start_iter/end_iter
+        window holds it; without it (benchmarks, tests) every loss counts."""
         if self.channels_last is None:
             self.decide_memory_format(tuple(batch["lq"].shape))
         set_memory_format(self.net_g, self.channels_last)  # back from validation's format
@@ -46,7 +48,8 @@ class SRModel(BaseModel):
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = self.train_net(lq)
         out = out.float()
-        logs = {f"l_{name}": fn(out, gt) for name, fn in self.losses.items()}
+        names = self.losses if it is None else active_losses(self.loss_windows, it)
+        logs = {f"l_{name}": self.losses[name](out, gt) for name in names}
         total = sum(logs.values())
         self.scaler.scale(total).backward()
         # Decide to skip on values that are identical on every rank (reduced loss, all-reduced grads)

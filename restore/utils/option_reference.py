@@ -74,7 +74,10 @@ def option_reference() -> str:
     from restore.utils.options import LOADER_KEYS, SCHEMA
     out = [HEADER, "## Top-level keys and blocks", "", "| key | type | default | choices |", "|---|---|---|---|"]
     out += _schema_rows(SCHEMA)
-    out += ["", "Loss blocks: any `train.<name>_opt` key (e.g. `pixel_opt`) is a loss block with a `type`.",
+    out += ["", "Loss blocks: any `train.<name>_opt` key (e.g. `pixel_opt`) is a loss block with a `type`. "
+            "Each also takes `start_iter` (0) and `end_iter` (`total_iter`): the loss counts in iterations "
+            "start_iter + 1 .. end_iter only (e.g. L1 to 10,000, then MSELoss), and every iteration "
+            "needs at least one loss.",
             "", "## Data loader keys of `datasets.<phase>`", "", "| key | default |", "|---|---|"]
     out += [f"| `{k}` | {_default(v)} |" for k, v in LOADER_KEYS.items()]
     for title, registry in REGISTRIES:
