@@ -78,7 +78,10 @@ LAUNCH = {
                       "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
                       "2026-12-02). Iterations 1-7,000 ran as one piece; the warm restart (7,001-10,900) "
                       "was added later that day and continued from 7,000 with --auto_resume, stopped once "
-                      "with SIGTERM at 7,064 to shorten its period to fit 3 hours"),
+                      "with SIGTERM at 7,064 to shorten its period to fit 3 hours of that day's steps; "
+                      "the MSE cycle (10,901-15,900) continued from 10,900 with --auto_resume in a later "
+                      "session, alone at about 0.8 s a step. At the idle machine's 0.42 s a step "
+                      "(results/bench_train/e2e.md) the 15,900 iterations take 111 min plus validations"),
     "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 "
                       "(13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to "
                       "one thread, and 4,808-6,454 (17 min) on 1 thread beside a test-suite run"),
@@ -237,6 +240,16 @@ def scheduler_text(scheduler: dict) -> str:
     return f"{scheduler['type']} ({settings})" if settings else scheduler["type"]
 
 
+def losses_text(train: dict) -> str:
+    """'L1Loss', or with start_iter / end_iter 'L1Loss (iterations 1-10,900), MSELoss (iterations 10,901-15,900)'."""
+    blocks = sorted((b.get("start_iter", 0), b.get("end_iter", train["total_iter"]), b["type"])
+                    for k, b in train.items() if k.endswith("_opt"))
+    if all(start == 0 and end >= train["total_iter"] for start, end, _ in blocks):
+        return " + ".join(kind for _, _, kind in blocks)
+    return ", ".join(f"{kind} (iterations {start + 1:,}-{min(end, train['total_iter']):,})"
+                     for start, end, kind in blocks)
+
+
 def stage_card(name: str, opt: dict) -> None:
     results = os.path.join(ROOT, "results", "zoo", name, "results.md")
     if not os.path.isfile(results):
@@ -260,7 +273,7 @@ def stage_card(name: str, opt: dict) -> None:
         f"{' (' + ', '.join(f'{k}: {v}' for k, v in degradation.items()) + ')' if degradation else ''} |",
         f"| patches | {train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, flips + rotations |",
         f"| optimiser | {opt['train']['optim_g']['type']} lr {opt['train']['optim_g']['lr']}, "
-        f"{scheduler_text(opt['train']['scheduler'])}, {opt['train']['pixel_opt']['type']}, EMA {opt['train']['ema_decay']} |",
+        f"{scheduler_text(opt['train']['scheduler'])}, {losses_text(opt['train'])}, EMA {opt['train']['ema_decay']} |",
         f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
         f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, {LAUNCH[name][1]} |",
         *([f"| step time | {record['median_step_seconds']:.2f} s per iteration (median of the logged intervals) |"]

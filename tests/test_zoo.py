@@ -175,6 +175,14 @@ def test_gate_region_rows_from_a_hand_made_benchmark():
     assert "| none |" in zoo_release.gate_region_rows("m", bench)[0]
 
 
+def test_a_card_names_each_loss_with_the_iterations_it_counted_in():
+    zoo_release = load_script("zoo_release")
+    assert zoo_release.losses_text({"total_iter": 100, "pixel_opt": {"type": "L1Loss"}}) == "L1Loss"
+    staged = {"total_iter": 15900, "pixel_opt": {"type": "L1Loss", "end_iter": 10900},
+              "pixel_l2_opt": {"type": "MSELoss", "start_iter": 10900}}
+    assert zoo_release.losses_text(staged) == "L1Loss (iterations 1-10,900), MSELoss (iterations 10,901-15,900)"
+
+
 # restore-leaks found Set12/04 (the starfish) inside these training images; every zoo run that reads
 # their folder must leave them out (docs/features.md, "restore-leaks").
 LEAKED = {"BSD200": "12003", "Train400": "test_020"}
