@@ -150,7 +150,7 @@ def test_progress_lines_say_how_long_the_step_waited_for_data(tmp_path, monkeypa
     # a slow step (100 ms) beside fast data: the share is small and no line complains
     monkeypatch.setattr(SRImageDataset, "load", load)
     step = SRModel.optimize_parameters
-    monkeypatch.setattr(SRModel, "optimize_parameters", lambda self, b: (time.sleep(0.1), step(self, b))[1])
+    monkeypatch.setattr(SRModel, "optimize_parameters", lambda self, b, it=None: (time.sleep(0.1), step(self, b, it))[1])
     run(tmp_path / "slow_step", train_options(tmp_path / "slow_step", name="slow_step", train__total_iter=4,
                                               logger__print_freq=2))
     lines = _progress_lines(tmp_path / "slow_step", "slow_step")
