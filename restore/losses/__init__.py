@@ -12,9 +12,6 @@ from restore.utils.registry import LOSS_REGISTRY, Registry
 
 Registry.import_all("restore.losses", "_loss.py")
 
-WINDOW_KEYS = ("start_iter", "end_iter")
-
-
 def build_loss(opt: dict, where: str):
     return LOSS_REGISTRY.build(opt, where)
 
@@ -57,4 +54,4 @@ def active_losses(windows: dict, it: int) -> list[str]:
     return [name for name, (start, end) in windows.items() if start < it <= end]
 
 
-__all__ = ["LOSS_REGISTRY", "WINDOW_KEYS", "active_losses", "build_loss", "build_losses"]
+__all__ = ["LOSS_REGISTRY", "active_losses", "build_loss", "build_losses"]
