@@ -19,7 +19,7 @@ from restore.evaluation.equivariance import evaluate_equivariance, merge_results
 from restore.inference.setup import prepare_process
 from restore.models import build_model
 from restore.models.sr_model import visualization_path
-from restore.utils.dist import init_dist, is_main_process
+from restore.utils.dist import close_dist, init_dist, is_main_process
 from restore.utils.experiment import archive_existing, get_logger, timestamp
 from restore.utils.errors import RestoreError
 from restore.utils.img_io import atomic_write_bytes
@@ -155,7 +155,12 @@ def main(argv) -> int:
     if args.protocol:
         from restore.metrics.protocol import set_metric_protocol
         set_metric_protocol(opt["val"]["metrics"], args.protocol)
-    results = test(opt, args.csc_lambda)
+    ok = False
+    try:
+        results = test(opt, args.csc_lambda)
+        ok = True
+    finally:
+        close_dist(ok)
     skipped = [reason for r in results.values() for reason in r.get("skipped", [])]
     if skipped:
         print(f"skipped {len(skipped)} file(s):", file=sys.stderr)

@@ -18,7 +18,7 @@ from restore.data import build_dataloader, build_dataset
 from restore.models import build_model
 from restore.models.preflight import check_data_and_net
 from restore.utils.checkpoint import load_safely
-from restore.utils.dist import barrier, broadcast_object, init_dist
+from restore.utils.dist import barrier, broadcast_object, close_dist, init_dist
 from restore.utils.errors import RestoreError
 from restore.utils.experiment import Experiment, get_logger, net_path_for_state
 from restore.utils.machine import available_cpus, busy_cores_note
@@ -248,7 +248,12 @@ def main(argv) -> int:
     tune_allocator()
     opt = parse_options(args.opt, is_train=True, overrides=args.set + args.force_yml,
                         data_root=args.data_root, debug=args.debug)
-    result = train(opt, auto_resume=args.auto_resume, restart=args.restart)
+    ok = False
+    try:
+        result = train(opt, auto_resume=args.auto_resume, restart=args.restart)
+        ok = True
+    finally:
+        close_dist(ok)
     stopped = result.get("stopped")
     return (EXIT_SIGTERM if stopped == "SIGTERM" else EXIT_SIGINT) if stopped else 0
 

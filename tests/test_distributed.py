@@ -97,6 +97,33 @@ def test_two_process_gloo_equals_one_process_with_same_global_batch(tmp_path, mo
         assert torch.allclose(b[k], c[k], atol=1e-6), k
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_train_cli_tears_the_process_group_down_on_success_and_on_error(tmp_path, monkeypatch, fails):
+    """Left to interpreter shutdown, gloo's threads can abort a rank (exit -6) after a run that
+    succeeded; restore-train destroys the group itself, also when training raised."""
+    import torch.distributed as dist
+    from restore import train as train_module
+    from restore.utils.errors import RestoreError
+    opt = train_options(tmp_path, train__total_iter=4, logger__save_checkpoint_freq=4, val__val_freq=4)
+    path = write_options(tmp_path / "o.yml", opt)
+    if fails:
+        def broken(*_a, **_k):
+            raise RestoreError("broken on purpose")
+        monkeypatch.setattr(train_module, "train", broken)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        if fails:
+            with pytest.raises(RestoreError, match="broken on purpose"):
+                train_module.main(["-opt", str(path)])
+        else:
+            assert train_module.main(["-opt", str(path)]) == 0
+            assert os.path.exists(tmp_path / "experiments" / "tiny" / "models" / "net_g_4.pth")
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def test_bf16_autocast_training_loss_falls(tmp_path):
     opt = train_options(tmp_path, train__total_iter=60, train__amp="bf16", logger__save_checkpoint_freq=60,
                         val__val_freq=60)

@@ -23,6 +23,19 @@ def init_dist(backend: str | None = None) -> tuple[int, int]:
     return get_dist_info()
 
 
+def close_dist(ok: bool) -> None:
+    """Tear the process group down before the interpreter exits. Left to interpreter shutdown, gloo's
+    threads are destroyed while still joinable and a rank can abort ("terminate called without an
+    active exception", exit -6) after a run that succeeded. After a success the ranks meet first so that
+    none leaves while another still talks to it; after an error they do not, since a rank that failed
+    early would wait for the others forever."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if ok:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def is_main_process() -> bool:
     return get_dist_info()[0] == 0
 
