@@ -73,6 +73,11 @@ LAUNCH = {
                                 "251-1,557 (about 8 min) beside test-suite runs and 4,796-7,100 (about "
                                 "35 min) beside one-thread profiling runs and tests; stopped with SIGTERM "
                                 "four times and continued with --auto_resume"),
+    "nsr_jpeg_gray_blind_mse": ("", "2 torch threads, alone but for edits and small tests, in one piece; it "
+                                    "starts from the first run's checkpoint rebuilt from the shipped "
+                                    "safetensors (params = params_ema = the shipped weights; this run reads "
+                                    "only params_ema), the first run's experiment folder having gone with "
+                                    "an earlier machine, as did a first attempt at this run"),
     "nsr_sr_x3": ("", "2 torch threads, beside a fresh-clone CI run (test suite, then the models lane) "
                       "for iterations about 200-4,600 (75 min), otherwise alone but for edits and small "
                       "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
@@ -90,6 +95,11 @@ LAUNCH = {
     "nsr_jpeg_color_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run and "
                                                    "development work (tests, edits)"),
 }
+
+
+# A model made by more than one training run (e.g. an L1 run, then an MSE fine-tune of its network)
+# names the option file of its last run; training_runs() finds the others.
+LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse"}
 
 
 def option_file(name: str) -> str:
@@ -123,11 +133,15 @@ def log_minutes(text: str, until: str) -> float:
     return (datetime.fromisoformat(until) - datetime.fromisoformat(begun)).total_seconds() / 60
 
 
+def training_logs(opt: dict) -> list[str]:
+    return sorted(glob.glob(os.path.join(experiment_dir(opt), f"train_{opt['name']}_*.log")))
+
+
 def training_record(opt: dict) -> dict:
     """Iterations reached and wall time, from the 'done:' lines of the experiment's training logs
     (a resumed run adds its pieces)."""
     minutes, runs, last, rates, validation = 0.0, 0, None, [], {}
-    for log in sorted(glob.glob(os.path.join(experiment_dir(opt), f"train_{opt['name']}_*.log"))):
+    for log in training_logs(opt):
         with open(log, encoding="utf-8", errors="replace") as f:
             text = f.read().replace("\r", "\n")
         for m in re.finditer(r"INFO: done: (\d+) iterations \((\d+) in this run, ([\d.]+) min wall time\)", text):
@@ -173,12 +187,59 @@ def recorded_training(name: str) -> dict:
         return json.load(f)
 
 
+def training_runs(name: str) -> list[str]:
+    """The option files (X of options/train/zoo/X.yml) of the runs that make model `name`, first
+    run first: its last run (LAST_RUN, else NAME.yml), preceded by the run whose experiment folder
+    (experiments/zoo_X) its path.pretrain_network_g points into, and so on."""
+    runs = [LAST_RUN.get(name, name)]
+    while True:
+        pretrain = str((read_options(runs[0]).get("path") or {}).get("pretrain_network_g", ""))
+        earlier = re.search(r"experiments/zoo_([\w.-]+)/", pretrain)
+        if not earlier:
+            return runs
+        if earlier.group(1) in runs:
+            raise RestoreError(f"{option_file(runs[0])}: path.pretrain_network_g starts a circle of runs")
+        runs.insert(0, earlier.group(1))
+
+
+def model_record(name: str) -> dict:
+    """The training record of model `name`: its run's training_record, or for a model made by
+    several runs their records under "runs" and the sums (iterations, wall time, log pieces) with
+    the validation PSNR by the model's own iteration count (a later run's iterations follow the
+    earlier runs'). A run whose experiment folder holds no log (the folder of a machine that kept
+    only the repository) keeps its record from results/zoo/NAME/training.json."""
+    runs = training_runs(name)
+    if len(runs) == 1:
+        return training_record(read_options(name))
+    kept = {}
+    if os.path.isfile(training_json(name)):
+        kept = {r["options"]: r for r in recorded_training(name).get("runs", [])}
+    total = {"iterations": 0, "wall_minutes": 0.0, "log_pieces": 0, "validation_psnr": {}, "runs": []}
+    for run in runs:
+        opt = read_options(run)
+        if training_logs(opt) or option_file(run) not in kept:
+            record = {"options": option_file(run), **training_record(opt)}
+        else:
+            record = kept[option_file(run)]
+            print(f"{option_file(run)}: no training log in {experiment_dir(opt)}; its record is the one "
+                  f"{os.path.relpath(training_json(name), ROOT)} keeps")
+        for it, psnr in record.get("validation_psnr", {}).items():
+            total["validation_psnr"][str(total["iterations"] + int(it))] = psnr
+        total["iterations"] += record["iterations"]
+        total["wall_minutes"] += record["wall_minutes"]
+        total["log_pieces"] += record["log_pieces"]
+        total["runs"].append(record)
+    return total
+
+
 def stage_weights(name: str, opt: dict) -> dict:
-    record = training_record(opt)
-    if record["iterations"] != opt["train"]["total_iter"]:
-        raise RestoreError(f"{name}: the run stopped at iteration {record['iterations']}, not at "
-                           f"train.total_iter {opt['train']['total_iter']}")
-    ckpt = os.path.join(experiment_dir(opt), "models", "net_g_latest.pth")
+    record = model_record(name)
+    last = read_options(training_runs(name)[-1])
+    reached = record["runs"][-1]["iterations"] if "runs" in record else record["iterations"]
+    if reached != last["train"]["total_iter"]:
+        raise RestoreError(f"{name}: the run stopped at iteration {reached}, not at "
+                           f"train.total_iter {last['train']['total_iter']}")
+    ckpt = os.path.join(experiment_dir(last), "models", "net_g_latest.pth")
     ema = extract_state_dict(load_safely(ckpt), "params_ema", ckpt)
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
     weights = os.path.join(WEIGHTS_DIR, f"{name}.safetensors")
@@ -199,7 +260,8 @@ def stage_entry(name: str, opt: dict) -> None:
             entries = load_yaml(f.read(), BUILTIN_LIST) or {}
     entries[name] = {"task": task_of(opt), "description": DESCRIPTIONS.get(name, name),
                      "network_g": dict(opt["network_g"]), "weights": f"{name}.safetensors",
-                     "sha256": sha256_of(weights), "card": f"docs/zoo/{name}.md", "options": option_file(name),
+                     "sha256": sha256_of(weights), "card": f"docs/zoo/{name}.md",
+                     "options": option_file(training_runs(name)[-1]),
                      **({"family": FAMILIES[name]} if name in FAMILIES else {})}
     text = ("# The models shipped with restore (written by scripts/zoo_release.py; do not edit by hand).\n"
             + yaml.safe_dump(dict(sorted(entries.items())), sort_keys=False, width=120))
@@ -250,6 +312,40 @@ def losses_text(train: dict) -> str:
                      for start, end, kind in blocks)
 
 
+def optimiser_text(opt: dict) -> str:
+    train = opt["train"]
+    return (f"{train['optim_g']['type']} lr {train['optim_g']['lr']}, {scheduler_text(train['scheduler'])}, "
+            f"{losses_text(train)}")
+
+
+def run_rows(name: str, record: dict) -> list[str]:
+    """The card's optimiser, iterations, wall time and step time rows: of the one run, or run by run."""
+    runs = training_runs(name)
+    opts = [read_options(run) for run in runs]
+    ema = f", EMA {opts[-1]['train']['ema_decay']}"
+    if len(runs) == 1:
+        opt = opts[0]
+        return [f"| optimiser | {optimiser_text(opt)}{ema} |",
+                f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
+                f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, "
+                f"{LAUNCH[name][1]} |",
+                *([f"| step time | {record['median_step_seconds']:.2f} s per iteration (median of the logged "
+                   f"intervals) |"] if "median_step_seconds" in record else [])]
+    parts = list(zip(runs, opts, record["runs"]))
+    return [
+        "| optimiser | " + "; ".join(f"run {i} ({run}): {optimiser_text(opt)}"
+                                     for i, (run, opt, _) in enumerate(parts, 1)) + f"{ema} (each run's own) |",
+        f"| iterations | {record['iterations']:,} = " + " + ".join(f"{r['iterations']:,}" for _, _, r in parts)
+        + " (seeds " + ", ".join(str(opt["manual_seed"]) for _, opt, _ in parts) + "); run 2 on starts from "
+        "the final EMA network of the run before it |",
+        f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine: "
+        + "; ".join(f"run {i} {r['wall_minutes']:.1f} min, {LAUNCH[run][1]}" for i, (run, _, r) in enumerate(parts, 1))
+        + " |",
+        "| step time | " + ", ".join(f"run {i} {r['median_step_seconds']:.2f} s" for i, (_, _, r) in enumerate(parts, 1)
+                                     if "median_step_seconds" in r) + " per iteration (median of the logged intervals) |",
+    ]
+
+
 def stage_card(name: str, opt: dict) -> None:
     results = os.path.join(ROOT, "results", "zoo", name, "results.md")
     if not os.path.isfile(results):
@@ -259,6 +355,7 @@ def stage_card(name: str, opt: dict) -> None:
     with open(BUILTIN_LIST, encoding="utf-8") as f:
         entry = load_yaml(f.read(), BUILTIN_LIST)[name]
     record = recorded_training(name)
+    runs = training_runs(name)
     train = opt["datasets"]["train"]
     data = train["dataroot_gt"] if isinstance(train["dataroot_gt"], list) else [train["dataroot_gt"]]
     degradation = {k: train[k] for k in ("sigma_range", "sigma", "quality_range", "quality", "color", "exclude")
@@ -272,20 +369,15 @@ def stage_card(name: str, opt: dict) -> None:
         f"| training data | {', '.join(os.path.basename(d) for d in data)}"
         f"{' (' + ', '.join(f'{k}: {v}' for k, v in degradation.items()) + ')' if degradation else ''} |",
         f"| patches | {train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, flips + rotations |",
-        f"| optimiser | {opt['train']['optim_g']['type']} lr {opt['train']['optim_g']['lr']}, "
-        f"{scheduler_text(opt['train']['scheduler'])}, {losses_text(opt['train'])}, EMA {opt['train']['ema_decay']} |",
-        f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
-        f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, {LAUNCH[name][1]} |",
-        *([f"| step time | {record['median_step_seconds']:.2f} s per iteration (median of the logged intervals) |"]
-          if "median_step_seconds" in record else []),
+        *run_rows(name, record),
         f"| validation | {opt['datasets']['val']['name']}: watched during training only; the shipped weights "
-        f"are the final EMA network{validation_curve(record)} |",
+        f"are the final EMA network{' of the last run' if len(runs) > 1 else ''}{validation_curve(record)} |",
         f"| weights | `restore/inference/weights/{name}.safetensors` ({os.path.getsize(weights) / 1e6:.2f} MB, "
         f"fp32 EMA weights) |",
         f"| sha256 | `{entry['sha256']}` |",
-        f"| option file | `{option_file(name)}` |", "",
-        "Reproduce, check and use:", "",
-        f"    {LAUNCH[name][0]}restore-train -opt {option_file(name)}",
+        f"| option file{'s' if len(runs) > 1 else ''} | " + ", then ".join(f"`{option_file(run)}`" for run in runs) + " |",
+        "", "Reproduce, check and use:", "",
+        *[f"    {LAUNCH[run][0]}restore-train -opt {option_file(run)}" for run in runs],
         f"    python scripts/zoo_release.py {name}",
         f"    restore-infer --model {name} -i INPUT -o OUTPUT/",
         f"    restore-bench {' '.join(a if ' ' not in a else repr(a) for a in bench_args(name, opt))}", "",

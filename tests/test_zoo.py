@@ -245,6 +245,53 @@ def test_the_training_record_adds_up_a_run_stopped_by_a_signal_and_resumed(tmp_p
     assert (record["wall_minutes"], record["log_pieces"]) == (20.5, 3)
 
 
+def test_a_model_made_by_two_runs_adds_them_up_and_keeps_the_record_of_a_run_whose_logs_are_gone(
+        tmp_path, monkeypatch):
+    zoo_release = load_script("zoo_release")
+    options = {"a": {"name": "zoo_a", "train": {"total_iter": 300}},
+               "b": {"name": "zoo_b", "train": {"total_iter": 100},
+                     "path": {"pretrain_network_g": "${root}/experiments/zoo_a/models/net_g_latest.pth"}}}
+    monkeypatch.setattr(zoo_release, "read_options", lambda run: options[run])
+    monkeypatch.setattr(zoo_release, "LAST_RUN", {"m": "b"})
+    monkeypatch.setattr(zoo_release, "experiment_dir", lambda opt: str(tmp_path / opt["name"]))
+    monkeypatch.setattr(zoo_release, "training_json", lambda name: str(tmp_path / "training.json"))
+    assert zoo_release.training_runs("m") == ["a", "b"]
+    for name, done, minutes, psnr in (("zoo_a", 300, "10.0", "30.0000"), ("zoo_b", 100, "5.5", "30.5000")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"train_{name}_20261204_100000.log").write_text(
+            f"2026-12-04 10:01:00 INFO: iter {done:>7d} epoch 0 lr 1.000e-03 0.50 it/s eta 0.0 min  loss 1e-2\n"
+            f"2026-12-04 10:02:00 INFO: val Kodak24 @ {done}: psnr {psnr} (best {psnr} @ {done})\n"
+            f"2026-12-04 10:03:00 INFO: done: {done} iterations ({done} in this run, {minutes} min wall time); "
+            "skipped non-finite steps: 0\n")
+    record = zoo_release.model_record("m")
+    assert (record["iterations"], record["wall_minutes"], record["log_pieces"]) == (400, 15.5, 2)
+    assert record["validation_psnr"] == {"300": 30.0, "400": 30.5}  # run b's 100 counted after run a's 300
+    assert [r["options"] for r in record["runs"]] == [os.path.join("options", "train", "zoo", f"{run}.yml")
+                                                      for run in "ab"]
+    for run, lr, loss, seed in (("a", 1e-3, "L1Loss", 0), ("b", 5e-5, "MSELoss", 1)):
+        options[run]["manual_seed"] = seed
+        options[run]["train"].update(optim_g={"type": "Adam", "lr": lr}, ema_decay=0.999, pixel_opt={"type": loss},
+                                     scheduler={"type": "CosineAnnealingRestartLR", "eta_min": 1e-6})
+    monkeypatch.setattr(zoo_release, "LAUNCH", {"a": ("", "alone"), "b": ("", "beside tests")})
+    rows = "\n".join(zoo_release.run_rows("m", record))
+    assert "| iterations | 400 = 300 + 100 (seeds 0, 1)" in rows
+    assert "| wall time | 15.5 min on this project's 2-core CPU machine: run 1 10.0 min, alone; run 2 5.5 min, " \
+           "beside tests |" in rows
+    assert "run 1 (a): Adam lr 0.001, CosineAnnealingRestartLR (eta_min 1e-06), L1Loss; run 2 (b): Adam lr " \
+           "5e-05, CosineAnnealingRestartLR (eta_min 1e-06), MSELoss, EMA 0.999" in rows
+    # a machine that kept only the repository: run a's record comes from the committed training.json
+    (tmp_path / "training.json").write_text(json.dumps(record))
+    shutil.rmtree(tmp_path / "zoo_a")
+    assert zoo_release.model_record("m") == record
+    # neither its logs nor a record: the error names the run's folder
+    (tmp_path / "training.json").unlink()
+    with pytest.raises(RestoreError, match="zoo_a: no finished training log"):
+        zoo_release.model_record("m")
+    options["a"]["path"] = {"pretrain_network_g": "${root}/experiments/zoo_b/models/net_g_latest.pth"}
+    with pytest.raises(RestoreError, match="circle"):
+        zoo_release.training_runs("m")
+
+
 def test_colour_denoiser_beats_the_noisy_input_on_rgb():
     model = load_model(model="nsr_dn_color_blind")
     assert model.in_channels == 3
