@@ -102,7 +102,8 @@ results: setup
 	# restore-train against its bare step; wants an idle machine
 	$(BIN)/python scripts/bench_train_e2e.py --table results/bench_train/e2e.md
 	# 77 min, measured on a slow day on the AVX2 AMD EPYC, where the bf16 benchmarks are left out (no
-	# oneDNN bf16 kernels: EDSR's first bf16 step took 361 s); with bf16 kernels the bf16 sides run too:
+	# oneDNN bf16 kernels: EDSR's first bf16 step took 361 s), before the two AVX-512 reports were added
+	# (13 min more on the idle AVX-512 AMD EPYC, bf16 included); with bf16 kernels the bf16 sides run too:
 	# the training benchmarks against BasicSR, reports to results/bench_train/latest/, then the tables
 	# of docs/performance.md
 	$(BIN)/python scripts/performance_tables.py --run

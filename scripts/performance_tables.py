@@ -10,7 +10,7 @@ bf16 step took 361 s there against 5 s in fp32 -- so --run leaves the bf16 bench
 tables' bf16 cells empty, rather than spend hours timing an emulation no user would train with.
 
     python scripts/performance_tables.py            # from the committed reports
-    python scripts/performance_tables.py --run      # rerun the benchmarks first (77 min, fp32 only, slow day)
+    python scripts/performance_tables.py --run      # rerun the benchmarks first (77 + 13 min, fp32 only, slow day)
 """
 import argparse
 import os
@@ -41,6 +41,10 @@ REPORTS = {
                           "--formulations grouped fused loop unfold"),
     "nsr_layer": ("2026-12-02_amd_loaded_nsr_layer_fp32_bf16.txt",
                       "python scripts/bench_nsr_train.py --layer --bf16 --rounds 8"),
+    # the AMD EPYC with AVX-512 and AVX512-BF16 that issue 19 was measured on
+    "amd512_edsr": ("2026-12-04_amd512_edsr.txt",
+                    "python scripts/bench_train.py --archs EDSR --layouts --bf16 --ablations --rounds 5"),
+    "amd512_nsr_train": ("2026-12-04_amd512_nsr_train.txt", "python scripts/bench_nsr_train.py --bf16 --rounds 6"),
 }
 # The reports that time bf16 (with --bf16 in their command).
 BF16_KEYS = [key for key, (_, command) in REPORTS.items() if "--bf16" in command.split()]
@@ -132,13 +136,13 @@ def ratio(value: float) -> str:
     return f"{value:.2f}x"
 
 
-def table_vs_basicsr(reports) -> list[str]:
-    text = read(reports["bench_train_layouts_bf16"][0])
+def table_vs_basicsr(reports, key: str = "bench_train_layouts_bf16") -> list[str]:
+    text = read(reports[key][0])
     arch = bench_train_sections(text)
     names = {"EDSR": "EDSR-baseline x2", "NSR": "NSR x2"}
     size = re.search(r"^inference: 1x3x(\d+)x(\d+) LR", text, re.M).groups()
     archs = [a for a in names if a in arch]
-    lines = [header(reports, ["bench_train_layouts_bf16"], machine_of(text)), "",
+    lines = [header(reports, [key], machine_of(text)), "",
              "| | " + " | ".join(names[a] for a in archs) + " |", "|---|" + "---|" * len(archs)]
 
     def row(label, cell):
@@ -186,10 +190,10 @@ def table_layouts(reports) -> list[str]:
     return lines
 
 
-def table_ablations(reports) -> list[str]:
-    text = read(reports["edsr_ablations"][0])
+def table_ablations(reports, key: str = "edsr_ablations") -> list[str]:
+    text = read(reports[key][0])
     ratios = bench_train_sections(text)["EDSR"]["ratios"]
-    lines = [header(reports, ["edsr_ablations"], machine_of(text)), "",
+    lines = [header(reports, [key], machine_of(text)), "",
              "| change | undone: restore's it/s / the side's |", "|---|---:|"]
     for side, what in ABLATIONS.items():
         lines.append(f"| {what} | {ratio(ratios[f'train it/s restore / {side}'])} |")
@@ -236,6 +240,30 @@ def table_nsr_2threads(reports) -> list[str]:
     for side in ordered(rows, "median"):
         r = rows[side]
         lines.append(f"| {side_label(side)} | {r['median']} | {ratio(r['ratio'])} | {ratio(r['cpu_ratio'])} |")
+    return lines
+
+
+def table_nsr_precisions(reports, key: str) -> list[str]:
+    """Each side's step in fp32 and, where the report has it, under bf16 autocast, with its ratio to
+    the faster WDSR-A side of the same precision."""
+    text = read(reports[key][0])
+    runs = nsr_train(text)
+    precisions = [p for p in ("fp32", "bf16") if p in runs]
+    lines = [header(reports, [key], machine_of(text)), "",
+             "| side | " + " | ".join(f"{p} ms / step | / faster WDSR-A" for p in precisions) + " |",
+             "|---|" + "---:|---:|" * len(precisions)]
+    def split(side):  # 'NSR auto nchw bf16 (= grouped)' -> ('NSR auto nchw', 'grouped')
+        m = re.match(r"(.+) (?:fp32|bf16)(?: \(= (\w+)\))?$", side)
+        return (m.group(1), m.group(2)) if m else (side, None)
+
+    by_name = {p: {split(side)[0]: (split(side)[1], r) for side, r in runs[p].items()} for p in precisions}
+    for side in ordered(runs["fp32"], "median"):
+        name = split(side)[0]
+        cells = []
+        for p in precisions:
+            chose, r = by_name[p].get(name, (None, None))
+            cells += [f"{r['median']}" + (f" (`{chose}`)" if chose else ""), ratio(r["ratio"])] if r else ["", ""]
+        lines.append(f"| {side_label(name + ' fp32')} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -291,7 +319,10 @@ def table_nsr_layer(reports) -> list[str]:
 
 TABLES = {"vs_basicsr.md": table_vs_basicsr, "layouts.md": table_layouts, "ablations.md": table_ablations,
           "nsr_train_2threads.md": table_nsr_2threads, "nsr_train_1thread.md": table_nsr_1thread,
-          "nsr_layer.md": table_nsr_layer}
+          "nsr_layer.md": table_nsr_layer,
+          "amd512_vs_basicsr.md": lambda reports: table_vs_basicsr(reports, "amd512_edsr"),
+          "amd512_ablations.md": lambda reports: table_ablations(reports, "amd512_edsr"),
+          "amd512_nsr_train.md": lambda reports: table_nsr_precisions(reports, "amd512_nsr_train")}
 
 
 def main(argv=None) -> int:
@@ -299,7 +330,7 @@ def main(argv=None) -> int:
     p.add_argument("--reports", help="folder of the reports (default: results/bench_train, the committed "
                                       "ones; with --run: results/bench_train/latest)")
     p.add_argument("--run", action="store_true",
-                   help="first rerun every benchmark (77 min without bf16 on a slow day), each report to REPORTS/<name>.txt")
+                   help="first rerun every benchmark (about 90 min without bf16 on a slow day), each report to REPORTS/<name>.txt")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "performance"))
     args = p.parse_args(argv)
     folder = args.reports or os.path.join(ROOT, "results", "bench_train", *(["latest"] if args.run else []))

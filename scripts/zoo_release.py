@@ -73,6 +73,11 @@ LAUNCH = {
                                 "251-1,557 (about 8 min) beside test-suite runs and 4,796-7,100 (about "
                                 "35 min) beside one-thread profiling runs and tests; stopped with SIGTERM "
                                 "four times and continued with --auto_resume"),
+    "nsr_dn_gray_blind_mse": ("", "2 torch threads, alone but for edits and small tests, in one piece; it "
+                                  "starts from the first run's checkpoint rebuilt from the shipped "
+                                  "safetensors (params = params_ema = the shipped weights; this run reads "
+                                  "only params_ema), the first run's experiment folder having gone with "
+                                  "an earlier machine"),
     "nsr_jpeg_gray_blind_mse": ("", "2 torch threads, alone but for edits and small tests, in one piece; it "
                                     "starts from the first run's checkpoint rebuilt from the shipped "
                                     "safetensors (params = params_ema = the shipped weights; this run reads "
@@ -99,7 +104,7 @@ LAUNCH = {
 
 # A model made by more than one training run (e.g. an L1 run, then an MSE fine-tune of its network)
 # names the option file of its last run; training_runs() finds the others.
-LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse"}
+LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse", "nsr_dn_gray_blind": "nsr_dn_gray_blind_mse"}
 
 
 def option_file(name: str) -> str:

@@ -30,7 +30,8 @@ def test_each_table_names_the_machine_of_its_reports(tmp_path):
     performance_tables.main(["--out", str(tmp_path)])
     assert "measured on Intel(R) Xeon(R) Processor" in (tmp_path / "vs_basicsr.md").read_text().splitlines()[0]
     assert "Intel Xeon" in (tmp_path / "layouts.md").read_text().splitlines()[0]  # its reports name no CPU
-    for name in ("ablations.md", "nsr_train_2threads.md", "nsr_train_1thread.md", "nsr_layer.md"):
+    for name in ("ablations.md", "nsr_train_2threads.md", "nsr_train_1thread.md", "nsr_layer.md",
+                 "amd512_vs_basicsr.md", "amd512_ablations.md", "amd512_nsr_train.md"):
         assert "measured on AMD EPYC" in (tmp_path / name).read_text().splitlines()[0]
 
 
@@ -46,6 +47,36 @@ NSR fused nchw fp32 (= fused)       9413     5989     6000   37%  1.20x     0.83
     assert performance_tables.cpu_ratios(parsed)["NSR fused nchw fp32 (= fused)"] == 1.5
     assert performance_tables.ordered(parsed, "cpu")[0] == "WDSR cl fp32"
     assert performance_tables.side_label("NSR auto cl fp32 (= loop)") == "NSR `auto`, channels_last (chose `loop`)"
+
+
+def test_nsr_table_puts_each_side_in_fp32_and_bf16_beside_its_own_precisions_wdsr(tmp_path):
+    report = """# bench_nsr_train
+torch 2.13.0+cpu, AMD EPYC (2 logical CPUs), 2 threads, python 3.11.7
+
+## fp32: ratios
+side                           ms median   ms min   CPU ms share  ratio ratio min CPU ratio
+WDSR cl fp32                        2200     2100     4400  100%  1.10x     1.05x     1.10x
+WDSR nchw fp32                      2000     1990     4000  100%  1.00x     1.00x     1.00x
+NSR fused nchw fp32                 2100     2090     4200  100%  1.05x     1.05x     1.05x
+NSR auto nchw fp32 (= fused)        2090     2080     4180  100%  1.05x     1.04x     1.05x
+
+## bf16: ratios
+side                           ms median   ms min   CPU ms share  ratio ratio min CPU ratio
+WDSR cl bf16                         800      790     1600  100%  1.00x     1.00x     1.00x
+WDSR nchw bf16                      1000      990     2000  100%  1.25x     1.24x     1.25x
+NSR fused nchw bf16                 1200     1190     2400  100%  1.50x     1.50x     1.50x
+NSR auto nchw bf16 (= grouped)      1190     1180     2380  100%  1.49x     1.48x     1.49x
+"""
+    path = tmp_path / "r.txt"
+    path.write_text(report)
+    lines = performance_tables.table_nsr_precisions({"k": (str(path), "python scripts/bench_nsr_train.py --bf16",
+                                                           "")}, "k")
+    assert "measured on AMD EPYC (2 logical CPUs)" in lines[0]
+    assert lines[4:] == ["| WDSR-A, NCHW | 2000 | 1.00x | 1000 | 1.25x |",
+                         "| WDSR-A, channels_last | 2200 | 1.10x | 800 | 1.00x |",
+                         "| NSR `fused`, NCHW | 2100 | 1.05x | 1200 | 1.50x |",
+                         # `auto` may choose differently per precision: the choice goes with each cell
+                         "| NSR `auto`, NCHW | 2090 (`fused`) | 1.05x | 1190 (`grouped`) | 1.49x |"]
 
 
 def fp32_only(text: str) -> str:
