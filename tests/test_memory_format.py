@@ -42,7 +42,7 @@ def private_choices(tmp_path, monkeypatch):
 
 
 def fake_timings(monkeypatch, times: dict, calls: list):
-    def fake(net, shape, amp_dtype=None, reps=2):
+    def fake(net, shape, amp_dtype=None, reps=4):
         calls.append(tuple(shape))
         return dict(times)
     monkeypatch.setattr(memory_format, "measure_layouts", fake)

@@ -3,7 +3,7 @@
 On the CPU the faster format depends on the machine and the network. channels_last (NHWC) lets
 oneDNN read activations without reordering them on every call, which made ordinary conv nets train
 1.14-1.23x faster in fp32 on an Intel Xeon; on an AMD EPYC without AVX-512 NCHW was faster for
-EDSR. Networks whose convs fold the batch into the channels to give each sample its own kernel
+EDSR, and on one with AVX-512 channels_last by only a few per cent (docs/performance.md). Networks whose convs fold the batch into the channels to give each sample its own kernel
 (NSR's sparse-group conv) trained 12-21 % slower in channels_last on
 both. So `auto` on the CPU times the training step (forward + L1 + backward of a copy of the
 network on the first batch's shape, random data, the RNG state kept) in both formats and keeps the
@@ -46,11 +46,13 @@ def layout_key(net: nn.Module, shape, amp_dtype) -> str:
     return f"{machine_id()} | {type(net).__name__} {digest} | {'x'.join(map(str, shape))} {dtype}"
 
 
-def measure_layouts(net: nn.Module, shape, amp_dtype=None, reps: int = 2) -> dict:
+def measure_layouts(net: nn.Module, shape, amp_dtype=None, reps: int = 4) -> dict:
     """Min seconds of a training forward + L1 + backward of a copy of `net` on random data of `shape`,
-    per memory format; the formats take turns, after one warm-up turn. The global RNG state (gumbel
-    gates, dropout) is put back afterwards, so a run that measures draws what one that reads the
-    choice from the cache draws."""
+    per memory format; the formats take turns, after one warm-up turn. Four turns, not two: where the
+    formats are within a few per cent (EDSR on the AVX-512 AMD EPYC, 1-5 %), the min of two turns
+    picked the slower one in one of three tries, which cost restore's EDSR step 0.05x against BasicSR
+    there. The global RNG state (gumbel gates, dropout) is put back afterwards, so a run that measures
+    draws what one that reads the choice from the cache draws."""
     device = next(net.parameters()).device
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         probe = copy.deepcopy(net).train()
