@@ -252,6 +252,7 @@ def table_nsr_precisions(reports, key: str) -> list[str]:
     lines = [header(reports, [key], machine_of(text)), "",
              "| side | " + " | ".join(f"{p} ms / step | / faster WDSR-A" for p in precisions) + " |",
              "|---|" + "---:|---:|" * len(precisions)]
+
     def split(side):  # 'NSR auto nchw bf16 (= grouped)' -> ('NSR auto nchw', 'grouped')
         m = re.match(r"(.+) (?:fp32|bf16)(?: \(= (\w+)\))?$", side)
         return (m.group(1), m.group(2)) if m else (side, None)

@@ -3,9 +3,9 @@
 On the CPU the faster format depends on the machine and the network. channels_last (NHWC) lets
 oneDNN read activations without reordering them on every call, which made ordinary conv nets train
 1.14-1.23x faster in fp32 on an Intel Xeon; on an AMD EPYC without AVX-512 NCHW was faster for
-EDSR, and on one with AVX-512 channels_last by only a few per cent (docs/performance.md). Networks whose convs fold the batch into the channels to give each sample its own kernel
-(NSR's sparse-group conv) trained 12-21 % slower in channels_last on
-both. So `auto` on the CPU times the training step (forward + L1 + backward of a copy of the
+EDSR, and on one with AVX-512 channels_last by only a few per cent (docs/performance.md). Networks
+whose convs fold the batch into the channels to give each sample its own kernel (NSR's sparse-group
+conv) trained 12-21 % slower in channels_last on the first two. So `auto` on the CPU times the training step (forward + L1 + backward of a copy of the
 network on the first batch's shape, random data, the RNG state kept) in both formats and keeps the
 faster, once per network, shape and machine (restore/utils/measured_choice.py: a later run, or a
 resumed one, makes the same choice without timing). On CUDA `auto` keeps NCHW: nothing here
