@@ -18,6 +18,7 @@ from restore.data import build_dataloader, build_dataset
 from restore.evaluation.equivariance import evaluate_equivariance, merge_results, parse_equivariance_options
 from restore.inference.setup import prepare_process
 from restore.models import build_model
+from restore.models.base_model import runs_on_cuda
 from restore.models.sr_model import visualization_path
 from restore.utils.dist import close_dist, init_dist, is_main_process
 from restore.utils.experiment import archive_existing, get_logger, timestamp
@@ -104,7 +105,7 @@ def markdown_tables(name: str, results: dict, protocol_note: str | None = None) 
 
 
 def test(opt: dict, csc_lambda: str | None = None) -> dict:
-    init_dist(opt["dist_params"]["backend"])
+    init_dist(opt["dist_params"]["backend"], runs_on_cuda(opt))
     # Build everything that can fail on bad input before creating the results folder.
     model = build_model(opt)
     csc_note = None

@@ -16,6 +16,7 @@ from restore.cli.common import EXIT_SIGINT, EXIT_SIGTERM, run_cli
 from restore.utils.allocator import tune_allocator
 from restore.data import build_dataloader, build_dataset
 from restore.models import build_model
+from restore.models.base_model import runs_on_cuda
 from restore.models.preflight import check_data_and_net
 from restore.utils.checkpoint import load_safely
 from restore.utils.dist import barrier, broadcast_object, close_dist, init_dist
@@ -114,7 +115,7 @@ def log_progress(logger, tb, model, logs, it, total_iter, iters_per_epoch, speed
 
 
 def train(opt: dict, auto_resume: bool = False, restart: bool = False) -> dict:
-    rank, world = init_dist(opt["dist_params"]["backend"])
+    rank, world = init_dist(opt["dist_params"]["backend"], runs_on_cuda(opt))
     # Build everything that can fail on bad input BEFORE touching the experiment folder.
     seed = opt["manual_seed"]
     seed_everything(seed)

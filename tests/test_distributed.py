@@ -13,6 +13,7 @@ from restore.archs import build_network
 from restore.models.memory_format import layout_key
 from restore.train import train
 from restore.utils.checkpoint import load_safely
+from restore.utils.errors import RestoreError
 from restore.utils.measured_choice import machine_id
 from restore.utils.options import parse_options
 from tests.tiny import train_options, write_options
@@ -175,3 +176,31 @@ def test_compiled_training_takes_the_same_steps(tmp_path):
         assert abs(la - lb) <= 1e-5 * abs(la)
     for (k, a), b in zip(eager.net_g.state_dict().items(), compiled.net_g.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), k
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "gloo"), ("auto", "nccl"), ("cuda", "nccl")])
+def test_a_cpu_run_on_a_gpu_machine_gets_gloo_and_a_gpu_run_nccl_on_its_own_gpu(monkeypatch, device, backend):
+    """Found on a one-GPU machine: `device: cpu` under torchrun got NCCL (chosen by whether a GPU
+    exists) and rank 1 was pinned to a GPU 1 that the machine lacks."""
+    from restore.models.base_model import runs_on_cuda
+    from restore.utils import dist as rdist
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
+    monkeypatch.setattr(rdist.dist, "init_process_group", lambda backend, init_method: calls.append(backend))
+    monkeypatch.setattr(rdist.dist, "is_initialized", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    rdist.init_dist(None, runs_on_cuda({"device": device}))
+    assert calls == ([backend] if backend == "gloo" else [("set_device", 1), backend])
+    # more ranks than GPUs: one line that says what to do, before any process group exists
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    calls.clear()
+    if backend == "gloo":
+        rdist.init_dist(None, runs_on_cuda({"device": device}))
+        assert calls == ["gloo"]
+    else:
+        with pytest.raises(RestoreError, match=r"local rank 1 has no GPU .*--nproc_per_node 1 or less"):
+            rdist.init_dist(None, runs_on_cuda({"device": device}))
+        assert calls == []

@@ -140,7 +140,7 @@ def test_restore_infer_feeds_channels_last(tmp_path, probe_ckpt):
         out = tmp_path / ("out" + "".join(extra))
         code = run_cli(infer.main, ["--ckpt", ckpt, "--arch", "LayoutProbeSR", "--arch-opt", "num_feat=8",
                                     "-i", str(tmp_path / "in"), "-o", str(out), "--no-progress",
-                                    "--tile-pad", "4", *extra])
+                                    "--tile-pad", "4", "--device", "cpu", *extra])
         assert code == 0
         assert_all_channels_last()
         assert len([s for s in SEEN if s[0][-2:] != (16, 16)]) >= 2  # both images, not just the probe

@@ -30,7 +30,7 @@ def grads_of(formulation, layer, x, gates, grad_seed=0):
     gates = gates.detach().clone().requires_grad_() if gates is not None else None
     out = layer(x, gates=gates)
     grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed))
-    out.backward(grad)
+    out.backward(grad.to(out.device))
     found = {"out": out.detach(), "x": x.grad}
     if gates is not None:
         found["gates"] = gates.grad

@@ -114,6 +114,7 @@ def test_busy_cores_are_named_before_training_when_threads_would_wait(tmp_path, 
     assert "load average is 1.6 on 2 CPUs" in note and "OMP_NUM_THREADS=1" in note
     # the training log says it at the start, as a warning
     monkeypatch.setattr(os, "getloadavg", lambda: (7.5, 7.0, 6.0))
+    monkeypatch.setattr("restore.train.available_cpus", lambda: 2)  # a load of 7.5 on 2 CPUs, anywhere
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -24,11 +24,22 @@ OPTIMIZER_KEYS = {"lr", "weight_decay", "betas", "eps", "momentum", "nesterov", 
 FUSED_DEVICES = ("cpu", "cuda")
 
 
+def runs_on_cuda(opt: dict) -> bool:
+    """Whether `device` (see select_device) names a GPU: known before the process group exists."""
+    name = opt.get("device", "auto")
+    if name == "auto":
+        return torch.cuda.is_available() and opt.get("num_gpu", "auto") != 0
+    try:
+        return torch.device(name).type == "cuda"
+    except RuntimeError:
+        return False  # select_device names the bad value
+
+
 def select_device(opt: dict) -> torch.device:
     """`device: auto | cpu | cuda | cuda:N`; BasicSR's `num_gpu: 0` also means CPU."""
     name = opt.get("device", "auto")
     if name == "auto":
-        use_cuda = torch.cuda.is_available() and opt.get("num_gpu", "auto") != 0
+        use_cuda = runs_on_cuda(opt)
         if use_cuda and get_dist_info()[1] > 1:
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cuda" if use_cuda else "cpu")

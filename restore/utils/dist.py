@@ -4,6 +4,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from restore.utils.errors import RestoreError
+
 
 def get_dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
@@ -11,14 +13,23 @@ def get_dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def init_dist(backend: str | None = None) -> tuple[int, int]:
-    """Initialise the process group from torchrun's environment (no-op when not launched by it)."""
+def init_dist(backend: str | None = None, use_cuda: bool | None = None) -> tuple[int, int]:
+    """Initialise the process group from torchrun's environment (no-op when not launched by it).
+    `use_cuda`: whether the run's device is a GPU (default: whether one is available). It picks the
+    default backend, NCCL for GPUs and gloo for the CPU (a `device: cpu` run on a GPU machine must not
+    get NCCL, which moves no CPU tensors), and pins each rank to the GPU of its LOCAL_RANK."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return get_dist_info()
+    if use_cuda is None:
+        use_cuda = torch.cuda.is_available()
     if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        backend = "nccl" if use_cuda else "gloo"
+    if use_cuda:
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise RestoreError(f"torchrun: local rank {local_rank} has no GPU of its own on this machine "
+                               f"({gpus} GPU(s)): use --nproc_per_node {gpus} or less, or device: cpu")
+        torch.cuda.set_device(local_rank)
     dist.init_process_group(backend=backend, init_method="env://")
     return get_dist_info()
 

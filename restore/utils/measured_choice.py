@@ -26,6 +26,19 @@ def machine_id() -> str:
     return f"{cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def device_label(device: torch.device) -> str:
+    """'cpu', or the GPU's type (a choice measured on one GPU model holds for that model)."""
+    device = torch.device(device)
+    return f"{device.type} {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device`: a CUDA op returns when launched, not when done, so a
+    timer read without this measures the launch."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class ChoiceCache:
     def __init__(self, env: str, filename: str):
         self.env, self.filename = env, filename

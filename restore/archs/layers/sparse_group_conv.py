@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from restore.archs.layers.conv_factory import CONV_VARIANTS, ConvVariant
 from restore.archs.layers.weight_norm import normalised_weight, reset_conv_parameters
-from restore.utils.measured_choice import ChoiceCache, machine_id
+from restore.utils.measured_choice import ChoiceCache, device_label, machine_id, synchronize
 
 GateType = Literal["softmax", "sigmoid", "gumbel"]
 Formulation = Literal["auto", "grouped", "loop", "unfold", "fused"]
@@ -305,7 +305,7 @@ CHOICES = ChoiceCache(CACHE_ENV, "sparse_group_formulations.json")
 
 def shape_key(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
     layout = "channels_last" if _folds_interleaved(x) and not x.is_contiguous() else "nchw"
-    return (f"{machine_id()} | {x.device.type} {str(_conv_dtype(x)).replace('torch.', '')} {layout} "
+    return (f"{machine_id()} | {device_label(x.device)} {str(_conv_dtype(x)).replace('torch.', '')} {layout} "
             f"{'x'.join(map(str, x.shape))} -> {layer.out_channels} K{layer.kernel_size} s{layer.stride} "
             f"k{layer.k} d{layer.d} bias {layer.bias is not None}")
 
@@ -327,12 +327,14 @@ def measure_formulations(layer: "SparseGroupConv2d", x: torch.Tensor, reps: int 
     for rep in range(reps + 1):
         for name in names:
             probe.formulation = name
+            synchronize(x.device)
             t0 = time.perf_counter()
             out = probe(data, gates=gates)
             if grad is None:
                 grad = torch.empty_like(out).copy_(torch.randn(out.shape, generator=gen, device=out.device,
                                                                dtype=out.dtype))
             out.backward(grad)
+            synchronize(x.device)
             if rep:
                 times[name].append(time.perf_counter() - t0)
             data.grad = None
