@@ -89,9 +89,10 @@ def test_every_sparse_group_formulation_equals_the_reference_on_cuda(formulation
     assert_same(grads_of(formulation, layer, x, gates), grads_of("grouped", layer, x, gates))
 
 
-def cuda_run(tmp_path, name, **over):
+def cuda_run(tmp_path, name, auto_resume=False, overrides=(), **over):
     opt = train_options(tmp_path, name=name, device="cuda", **over)
-    return train(parse_options(write_options(tmp_path / f"{name}.yml", opt), True))
+    path = write_options(tmp_path / f"{name}.yml", opt)
+    return train(parse_options(path, True, overrides=list(overrides)), auto_resume=auto_resume)
 
 
 @pytest.mark.parametrize("amp", ["fp32", "bf16", "fp16"])
@@ -120,9 +121,7 @@ def test_a_resumed_cuda_run_takes_the_steps_of_an_uninterrupted_one(tmp_path):
     try:
         cuda_run(tmp_path / "a", "straight", train__total_iter=8)
         cuda_run(tmp_path / "b", "halves", train__total_iter=4)
-        opt = train_options(tmp_path / "b", name="halves", device="cuda", train__total_iter=4)
-        path = write_options(tmp_path / "b" / "resume.yml", opt)
-        train(parse_options(path, True, overrides=["train.total_iter=8"]), auto_resume=True)
+        cuda_run(tmp_path / "b", "halves", True, ["train.total_iter=8"], train__total_iter=4)
     finally:
         torch.backends.cudnn.deterministic = False
     a = load_safely(str(tmp_path / "a" / "experiments" / "straight" / "models" / "net_g_8.pth"))

@@ -13,15 +13,13 @@ def get_dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def init_dist(backend: str | None = None, use_cuda: bool | None = None) -> tuple[int, int]:
+def init_dist(backend: str | None, use_cuda: bool) -> tuple[int, int]:
     """Initialise the process group from torchrun's environment (no-op when not launched by it).
-    `use_cuda`: whether the run's device is a GPU (default: whether one is available). It picks the
+    `use_cuda`: whether the run's device is a GPU (`runs_on_cuda(opt)`). It picks the
     default backend, NCCL for GPUs and gloo for the CPU (a `device: cpu` run on a GPU machine must not
     get NCCL, which moves no CPU tensors), and pins each rank to the GPU of its LOCAL_RANK."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return get_dist_info()
-    if use_cuda is None:
-        use_cuda = torch.cuda.is_available()
     if backend is None:
         backend = "nccl" if use_cuda else "gloo"
     if use_cuda:

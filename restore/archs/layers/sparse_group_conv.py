@@ -305,7 +305,8 @@ CHOICES = ChoiceCache(CACHE_ENV, "sparse_group_formulations.json")
 
 def shape_key(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
     layout = "channels_last" if _folds_interleaved(x) and not x.is_contiguous() else "nchw"
-    return (f"{machine_id()} | {device_label(x.device)} {str(_conv_dtype(x)).replace('torch.', '')} {layout} "
+    dtype = str(_conv_dtype(x)).replace("torch.", "")
+    return (f"{machine_id()} | {device_label(x.device)} {dtype} {layout} "
             f"{'x'.join(map(str, x.shape))} -> {layer.out_channels} K{layer.kernel_size} s{layer.stride} "
             f"k{layer.k} d{layer.d} bias {layer.bias is not None}")
 
