@@ -1,12 +1,13 @@
 """NSR's training step against the same-width WDSR-A's, per sparse-group conv formulation, in one run.
 
-The step of restore's issue 19: batch 16 of 48x48 LR patches, x2, L1 loss, Adam, 64 features,
-16 blocks, width 1; NSR with k 4, d 16. WDSR-A runs in channels_last and NCHW; NSR runs every
-formulation of its sparse-group conv (restore/archs/layers/sparse_group_conv.py: grouped = the
-reference, loop, unfold, fused, and auto = what this machine's measured choice is) in both memory
-formats; in fp32 and, with --bf16, under bf16 autocast (weights, loss and optimizer in fp32). All
-nets start from the same seed and train on the same random batches; an NSR side only differs by
-its formulation, so all NSR sides compute the same steps (to float rounding).
+The step of restore's issue 19: batch 16 of 48x48 LR patches, x2, L1 loss, Adam (restore-train's:
+fused on the CPU), 64 features, 16 blocks, width 1; NSR with k 4, d 16. WDSR-A runs in channels_last
+and NCHW; NSR runs every formulation of its sparse-group conv
+(restore/archs/layers/sparse_group_conv.py: grouped = the reference, loop, unfold, fused, and auto =
+what this machine's measured choice is) in both memory formats; in fp32 and, with --bf16, under bf16
+autocast (weights, loss and optimizer in fp32). All nets start from the same seed and train on the
+same random batches; an NSR side only differs by its formulation, so all NSR sides compute the same
+steps (to float rounding).
 
 Every side lives in this one process (the allocator is tuned as restore-train does); the sides take
 turns, one step each per turn, the order rotating every round, and the medians (and minima) over all
@@ -51,6 +52,7 @@ class Side:
 
         from restore.archs import build_network
         from restore.archs.layers.sparse_group_conv import set_formulation
+        from restore.models.base_model import build_optimizer
         self.label, self.arch, self.bf16 = label, arch, bf16
         self.channels_last, self.formulation = channels_last, formulation
         opt = {"type": arch, "num_feat": sizes["num_feat"], "num_block": sizes["num_block"],
@@ -63,7 +65,9 @@ class Side:
             set_formulation(self.net, formulation)
         self.layout = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.layout).train()
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-4, betas=(0.9, 0.99))
+        # restore-train's optimiser (fused Adam on the CPU): NSR has 4x WDSR-A's parameters, so
+        # Adam's per-parameter for-loop would bill it 7 ms more a step than what users run
+        self.optimizer = build_optimizer({"type": "Adam", "lr": 1e-4, "betas": [0.9, 0.99]}, self.net.parameters())
         self.times, self.cpu = [], []
 
     def step(self, batch: dict) -> float:

@@ -117,6 +117,8 @@ def test_bench_nsr_train_runs_every_formulation_on_the_same_steps(one_thread, mo
     sides = bn.build_sides(sizes, args)
     assert [s.label for s in sides if s.arch == "WDSR"] == ["WDSR cl fp32", "WDSR nchw fp32"]
     assert {s.formulation for s in sides if s.arch == "NSR"} == {"grouped", "loop", "unfold", "fused", "auto"}
+    # each side steps with restore-train's optimiser (fused Adam on the CPU), not torch's default loop
+    assert all(s.optimizer.param_groups[0]["fused"] is True for s in sides)
     batch = {"lq": torch.rand(4, 3, 12, 12), "gt": torch.rand(4, 3, 24, 24)}
     losses = {s.label: [s.step(batch), s.step(batch)] for s in sides}
     reference = losses["NSR grouped nchw fp32"]
