@@ -61,12 +61,6 @@ DESCRIPTIONS = {  # also the order of the zoo tables
 # restore-infer --model FAMILY runs gray images through the gray member, colour ones through the other
 FAMILIES = {"nsr_dn_gray_blind": "nsr_dn_blind", "nsr_dn_color_blind": "nsr_dn_blind",
             "nsr_jpeg_gray_blind": "nsr_jpeg_blind", "nsr_jpeg_color_blind": "nsr_jpeg_blind"}
-# The second runs of 2026-12-04 started from their first runs' networks after those runs' experiment
-# folders had gone with an earlier machine.
-REBUILT_START = ("2 torch threads, alone but for edits and small tests, in one piece; it starts from the first "
-                 "run's checkpoint rebuilt from the shipped safetensors (params = params_ema = the shipped "
-                 "weights; this run reads only params_ema), the first run's experiment folder having gone with "
-                 "an earlier machine")
 # How each zoo run was launched (the wall time on a card means nothing without it): one torch thread
 # each beside another run, or both cores alone.
 LAUNCH = {
@@ -75,12 +69,16 @@ LAUNCH = {
     "nsr_dn_gray_blind": ("", "2 torch threads, alone but for edits and small tests, except iterations "
                               "7,400-9,207 (17 min) beside test-suite runs; stopped with the machine at "
                               "9,207 and continued from 9,000 with --auto_resume (the redone steps count)"),
-    "nsr_jpeg_gray_blind": ("", "2 torch threads, alone but for edits and small tests, except iterations "
-                                "251-1,557 (about 8 min) beside test-suite runs and 4,796-7,100 (about "
-                                "35 min) beside one-thread profiling runs and tests; stopped with SIGTERM "
-                                "four times and continued with --auto_resume"),
-    "nsr_dn_gray_blind_mse": ("", REBUILT_START),
-    "nsr_jpeg_gray_blind_mse": ("", REBUILT_START + ", as did a first attempt at this run"),
+    "nsr_jpeg_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests and "
+                                "two pauses of a few seconds (SIGSTOP) for micro-benchmarks before iteration 660; "
+                                "stopped there with SIGTERM to shorten its cosine from 20,000 to 17,000 "
+                                "iterations and continued with --auto_resume"),
+    "nsr_dn_gray_blind_mse": ("", "2 torch threads, alone but for edits and small tests, in one piece; it starts "
+                                  "from the first run's checkpoint rebuilt from the shipped safetensors (params = "
+                                  "params_ema = the shipped weights; this run reads only params_ema), the first "
+                                  "run's experiment folder having gone with an earlier machine"),
+    "nsr_jpeg_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
+                                    "started by a shell loop the moment the first run finished"),
     "nsr_sr_x3": ("", "2 torch threads, beside a fresh-clone CI run (test suite, then the models lane) "
                       "for iterations about 200-4,600 (75 min), otherwise alone but for edits and small "
                       "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
