@@ -79,6 +79,7 @@ LAUNCH = {
                                   "run's experiment folder having gone with an earlier machine"),
     "nsr_jpeg_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
                                     "started by a shell loop the moment the first run finished"),
+    "nsr_jpeg_gray_blind_mse2": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
     "nsr_sr_x3": ("", "2 torch threads, beside a fresh-clone CI run (test suite, then the models lane) "
                       "for iterations about 200-4,600 (75 min), otherwise alone but for edits and small "
                       "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
@@ -100,7 +101,7 @@ LAUNCH = {
 
 # A model made by more than one training run (e.g. an L1 run, then an MSE fine-tune of its network)
 # names the option file of its last run; training_runs() finds the others.
-LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse", "nsr_dn_gray_blind": "nsr_dn_gray_blind_mse"}
+LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse2", "nsr_dn_gray_blind": "nsr_dn_gray_blind_mse"}
 
 
 def option_file(name: str) -> str:
@@ -337,8 +338,8 @@ def run_rows(name: str, record: dict) -> list[str]:
         "| optimiser | " + "; ".join(f"run {i} ({run}): {optimiser_text(opt)}"
                                      for i, (run, opt, _) in enumerate(parts, 1)) + f"{ema} (each run's own) |",
         f"| iterations | {record['iterations']:,} = " + " + ".join(f"{r['iterations']:,}" for _, _, r in parts)
-        + " (seeds " + ", ".join(str(opt["manual_seed"]) for _, opt, _ in parts) + "); run 2 on starts from "
-        "the final EMA network of the run before it |",
+        + " (seeds " + ", ".join(str(opt["manual_seed"]) for _, opt, _ in parts) + "); every run after the "
+        "first starts from the final EMA network of the run before it |",
         f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine: "
         + "; ".join(f"run {i} {r['wall_minutes']:.1f} min, {LAUNCH[run][1]}" for i, (run, _, r) in enumerate(parts, 1))
         + " |",

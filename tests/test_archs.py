@@ -79,6 +79,42 @@ def test_scale1_nsr_is_residual_with_identity_skip():
     torch.testing.assert_close(net(x), x)
 
 
+@pytest.mark.parametrize("arch", ["WDSR", "NSR"])
+@pytest.mark.parametrize("scale", [1, 2])
+def test_unshuffled_net_keeps_any_size_and_is_the_body_at_half_resolution(arch, scale):
+    opt = {"type": arch, **TINY[arch], "upscale": scale, "num_in_ch": 1, "num_out_ch": 1}
+    net = build_network({**opt, "unshuffle": 2}).eval()
+    assert net.head.in_channels == 4 and net.upsample.upscale_factor == 2 * scale
+    odd = torch.rand(1, 1, 9, 11)
+    even = torch.nn.functional.pad(odd, (0, 1, 0, 1), mode="replicate")  # what an odd side is given
+    with torch.no_grad():
+        y_odd, y_even = net(odd), net(even)
+        # by hand: pixel-unshuffle, the plain net's layers at half size, pixel-shuffle back
+        half = torch.nn.functional.pixel_unshuffle(even - 0.5, 2)
+        by_hand = torch.nn.functional.pixel_shuffle(net.features(half) + net.skip(half), 2 * scale) + 0.5
+    assert y_odd.shape == (1, 1, 9 * scale, 11 * scale)
+    torch.testing.assert_close(y_odd, y_even[..., :9 * scale, :11 * scale])
+    torch.testing.assert_close(y_even, by_hand)
+    if scale == 1:  # residual learning survives: a silent body gives back the input
+        assert isinstance(net.skip, torch.nn.Identity)
+        with torch.no_grad():
+            net.tail.weight_g.zero_()
+            torch.testing.assert_close(net(odd), odd)
+
+
+def test_unshuffle_divides_the_macs_per_pixel_by_its_square():
+    from restore.utils.flops import count_macs
+    opt = {"type": "NSR", "num_in_ch": 1, "num_out_ch": 1, "upscale": 1, "num_feat": 16, "num_block": 2,
+           "k": 2, "d": 4}
+    plain = count_macs(build_network(opt), (1, 1, 64, 64))["macs"]
+    half = count_macs(build_network({**opt, "unshuffle": 2}), (1, 1, 64, 64))["macs"]
+    # the same layers on a quarter of the positions; only head and tail see 4x the channels
+    extra = (4 - 1) * 16 * 9 * 32 * 32 * 2  # head: 3 more input channels; tail: 3 more outputs
+    assert half == pytest.approx(plain / 4 + extra, rel=0.01)
+    with pytest.raises(OptionError, match="network_g.unshuffle: must be >= 1, got 0"):
+        build_network({**opt, "unshuffle": 0})
+
+
 def test_nsr_tile_mode_only_in_eval_on_large_inputs():
     net = build_network({"type": "NSR", "num_feat": 8, "num_block": 1, "k": 2, "d": 4, "upscale": 2,
                          "gate_region": "tile", "tile_size": 24})
