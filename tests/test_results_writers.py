@@ -101,17 +101,24 @@ def test_bench_data_writes_its_table(tmp_path, monkeypatch, keep_threads):
     bd = load_script("bench_data")
     mib = 2 ** 20
     sources = {"folders": (["T91"], "disk", 3 * mib), "sub-images": (["sub"], "disk", 5.26 * mib),
-               "lmdb (sub-images)": (["sub.lmdb"], "lmdb", 4.04 * mib)}
+               "lmdb (sub-images)": (["sub.lmdb"], "lmdb", 4.04 * mib), bd.CACHED: (["T91 "], "disk", 3 * mib)}
     speeds = {("folders", 0): 100.4, ("folders", 2): 250.6, ("sub-images", 0): 80.0,
-              ("sub-images", 2): 199.7, ("lmdb (sub-images)", 0): 310.2, ("lmdb (sub-images)", 2): 612.49}
+              ("sub-images", 2): 199.7, ("lmdb (sub-images)", 0): 310.2, ("lmdb (sub-images)", 2): 612.49,
+              (bd.CACHED, 0): 900.0, (bd.CACHED, 2): 1200.2}
+    timed = []
+
+    def fake_speed(opt, w, batch, batches, warm_draws):
+        name = next(n for n, s in sources.items() if s[0] == opt["dataroot_gt"])
+        timed.append((name, opt.get("cache_mb"), warm_draws))
+        return speeds[name, w]
+
     monkeypatch.setattr(bd, "find_data_root", lambda explicit: str(tmp_path))
     monkeypatch.setattr(bd, "prepare", lambda *a: sources)
     monkeypatch.setattr(bd, "describe_sources",
                         lambda root, sets: {"folders": "folders (T91 BMP)", "sub-images": "sub-images (PNG level 3)",
-                                            "lmdb (sub-images)": "LMDB of the sub-images (PNG level 1)"})
-    monkeypatch.setattr(bd, "patches_per_second",
-                        lambda opt, w, batch, batches: speeds[next(n for n, s in sources.items()
-                                                                   if s[0] == opt["dataroot_gt"]), w])
+                                            "lmdb (sub-images)": "LMDB of the sub-images (PNG level 1)",
+                                            bd.CACHED: "folders, cached"})
+    monkeypatch.setattr(bd, "patches_per_second", fake_speed)
     table = tmp_path / "results" / "loading_speed.md"
     argv = ["--workers", "0", "2", "--table", str(table)]
     monkeypatch.setattr(sys, "argv", ["bench_data.py", *argv])
@@ -121,7 +128,10 @@ def test_bench_data_writes_its_table(tmp_path, monkeypatch, keep_threads):
     assert rows(text) == ["| source | MiB | 0 workers | 2 workers |", "|---|---|---|---|",
                           "| folders (T91 BMP) | 3.0 | 100 | 251 |",
                           "| sub-images (PNG level 3) | 5.3 | 80 | 200 |",
-                          "| LMDB of the sub-images (PNG level 1) | 4.0 | 310 | 612 |"]
+                          "| LMDB of the sub-images (PNG level 1) | 4.0 | 310 | 612 |",
+                          "| folders, cached | 3.0 | 900 | 1200 |"]
+    # the three layouts decode every patch's image; the cached row is timed once the cache is full
+    assert set(timed) == {("folders", 0, 0), ("sub-images", 0, 0), ("lmdb (sub-images)", 0, 0), (bd.CACHED, None, 4)}
     assert_plain_file(table)
 
 

@@ -27,8 +27,10 @@ class DenoiseDataset(GTOnlyDataset):
                  sigma_range: list[float] | None = None, clip: bool = False,
                  poisson_peak: float | None = None, gt_size: int | None = None,
                  use_hflip: bool = True, use_rot: bool = True, color: Literal["gray", "rgb"] = "rgb",
-                 exclude: list[str] | None = None, include: list[str] | None = None):
-        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude, include)
+                 exclude: list[str] | None = None, include: list[str] | None = None,
+                 cache_mb: float | None = None):
+        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude, include,
+                         cache_mb)
         where = f"datasets.{phase}"
         if (sigma is None) == (sigma_range is None):
             raise RestoreError(f"{where}: give exactly one of sigma (fixed level) and sigma_range (blind)")

@@ -24,8 +24,10 @@ class JPEGDataset(GTOnlyDataset):
                  quality_range: list[int] | None = None, gt_size: int | None = None,
                  use_hflip: bool = True, use_rot: bool = True,
                  color: Literal["gray", "y", "rgb"] = "gray",
-                 exclude: list[str] | None = None, include: list[str] | None = None):
-        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude, include)
+                 exclude: list[str] | None = None, include: list[str] | None = None,
+                 cache_mb: float | None = None):
+        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude, include,
+                         cache_mb)
         where = f"datasets.{phase}"
         if (quality is None) == (quality_range is None):
             raise RestoreError(f"{where}: give exactly one of quality (fixed) and quality_range (blind)")

@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from restore.data.base_dataset import BaseDataset
-from restore.data.transforms import augment, paired_random_crop, to_color_mode
+from restore.data.transforms import augment, paired_random_crop
 from restore.utils.errors import RestoreError
 from restore.utils.registry import DATASET_REGISTRY
 
@@ -22,8 +22,8 @@ class PairedImageDataset(BaseDataset):
     def __init__(self, name: str, phase: str, dataroot_gt: str | list[str], dataroot_lq: str | list[str],
                  io_backend: dict | None = None, filename_tmpl: str = "{}", scale: int = 1,
                  gt_size: int | None = None, use_hflip: bool = True, use_rot: bool = True,
-                 color: str = "rgb", meta_info_file: str | None = None):
-        super().__init__(name, phase, color)
+                 color: str = "rgb", meta_info_file: str | None = None, cache_mb: float | None = None):
+        super().__init__(name, phase, color, cache_mb)
         self.scale = scale
         self.gt_size = gt_size
         self.use_hflip, self.use_rot = use_hflip, use_rot
@@ -49,9 +49,8 @@ class PairedImageDataset(BaseDataset):
 
     def load(self, index, rng):
         gt_key, lq_key = self.pairs[index]
-        raw = self.read(self.gt_db, gt_key)
-        gt = to_color_mode(raw, self.color, self.gt_db.name_of(gt_key))
-        lq = to_color_mode(self.read(self.lq_db, lq_key), self.color, self.lq_db.name_of(lq_key))
+        gt, gt_channels = self.image(self.gt_db, gt_key)
+        lq, _ = self.image(self.lq_db, lq_key)
         name = self.gt_db.name_of(gt_key)
         if self.is_train:
             gt, lq = paired_random_crop(gt, lq, self.gt_size, self.scale, rng, name)
@@ -64,7 +63,7 @@ class PairedImageDataset(BaseDataset):
                                    f"{lq.shape[1]}x{lq.shape[0]} at scale {self.scale}")
             gt = np.ascontiguousarray(gt[:h, :w])
         return {"lq": lq, "gt": gt, "key": gt_key, "lq_path": self.lq_db.name_of(lq_key),
-                "gt_path": name, "gt_channels": 1 if raw.ndim == 2 else raw.shape[2]}
+                "gt_path": name, "gt_channels": gt_channels}
 
 
 def read_meta_info_keys(path: str, available: set, dataroot_gt, where: str) -> list[str]:

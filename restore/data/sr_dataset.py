@@ -14,8 +14,10 @@ class SRImageDataset(GTOnlyDataset):
     def __init__(self, name: str, phase: str, dataroot_gt: str | list[str], scale: int,
                  io_backend: dict | None = None, gt_size: int | None = None,
                  use_hflip: bool = True, use_rot: bool = True, color: str = "rgb",
-                 exclude: list[str] | None = None, include: list[str] | None = None):
-        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude, include)
+                 exclude: list[str] | None = None, include: list[str] | None = None,
+                 cache_mb: float | None = None):
+        super().__init__(name, phase, color, dataroot_gt, io_backend, gt_size, use_hflip, use_rot, exclude, include,
+                         cache_mb)
         self.scale = scale
         if self.is_train and gt_size % scale:
             raise RestoreError(f"datasets.{phase}.gt_size: {gt_size} is not a multiple of scale {scale}")
