@@ -66,17 +66,18 @@ FAMILIES = {"nsr_dn_gray_blind": "nsr_dn_blind", "nsr_dn_color_blind": "nsr_dn_b
 LAUNCH = {
     "nsr_sr_x2": ("", "2 torch threads, alone but for edits and small tests, except iterations "
                       "1-2,245 and 5,313-6,603 (55 min) on 1 thread beside test-suite runs"),
-    "nsr_dn_gray_blind": ("", "2 torch threads, alone but for edits and small tests, except iterations "
-                              "7,400-9,207 (17 min) beside test-suite runs; stopped with the machine at "
-                              "9,207 and continued from 9,000 with --auto_resume (the redone steps count)"),
+    "nsr_dn_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests; "
+                              "stopped with SIGTERM at iteration 761 for a 3-minute pause (loader and step "
+                              "benchmarks) and continued with --auto_resume, from there with the decoded-"
+                              "image cache, new then; trained as the candidate "
+                              "zoo_nsr_dn_gray_blind_unshuffle, its folder and logs renamed at release"),
     "nsr_jpeg_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests and "
                                 "two pauses of a few seconds (SIGSTOP) for micro-benchmarks before iteration 660; "
                                 "stopped there with SIGTERM to shorten its cosine from 20,000 to 17,000 "
                                 "iterations and continued with --auto_resume"),
-    "nsr_dn_gray_blind_mse": ("", "2 torch threads, alone but for edits and small tests, in one piece; it starts "
-                                  "from the first run's checkpoint rebuilt from the shipped safetensors (params = "
-                                  "params_ema = the shipped weights; this run reads only params_ema), the first "
-                                  "run's experiment folder having gone with an earlier machine"),
+    "nsr_dn_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
+                                  "started by a shell loop the moment the first run finished; trained as the "
+                                  "candidate zoo_nsr_dn_gray_blind_unshuffle_mse, renamed at release"),
     "nsr_jpeg_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
                                     "started by a shell loop the moment the first run finished"),
     "nsr_jpeg_gray_blind_mse2": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
