@@ -43,7 +43,7 @@ class BaseDataset(torch.utils.data.Dataset):
         if cache_mb < 0:
             raise RestoreError(f"datasets.{phase}.cache_mb: must be >= 0, got {cache_mb}")
         self._cache_bytes_left = int(cache_mb * 2 ** 20)
-        self._decoded: dict[tuple[int, str], tuple[np.ndarray, int]] = {}
+        self._decoded: dict[str, tuple[np.ndarray, int]] = {}  # by the item's name: its file path
 
     # --- helpers for subclasses -------------------------------------------------------------
     def open(self, location: str | list[str], io_backend: dict | None, key: str) -> Backend:
@@ -67,15 +67,16 @@ class BaseDataset(torch.utils.data.Dataset):
         Decoded once per process while the images fit the cache (first come, first kept: with
         uniform sampling any subset serves as well); the cached arrays are read-only, so a
         transform that wrote into one would fail loudly instead of changing later samples."""
-        entry = self._decoded.get((id(backend), key))
+        name = backend.name_of(key)
+        entry = self._decoded.get(name)
         if entry is not None:
             return entry
         raw = self.read(backend, key)
-        img = np.ascontiguousarray(to_color_mode(raw, self.color, backend.name_of(key)))
+        img = np.ascontiguousarray(to_color_mode(raw, self.color, name))
         entry = (img, raw.shape[2])
         if img.nbytes <= self._cache_bytes_left:
             img.flags.writeable = False
-            self._decoded[(id(backend), key)] = entry
+            self._decoded[name] = entry
             self._cache_bytes_left -= img.nbytes
         return entry
 
