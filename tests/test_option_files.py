@@ -30,3 +30,23 @@ def test_option_file_parses(path, tmp_path):
         overrides.append(f"path.root={tmp_path / 'root'}")
     opt = parse_options(path, is_train=is_train, data_root=str(tmp_path), overrides=overrides)
     build_network(opt["network_g"])
+
+
+ZOO_STARTS = [p for p in FILES if f"{os.sep}zoo{os.sep}" in p and "${root}/experiments/" not in open(p).read()
+              and "pretrain_network_g:" in open(p).read()]
+
+
+@pytest.mark.parametrize("path", ZOO_STARTS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_zoo_run_starts_from_the_weights_it_was_trained_from(path, tmp_path):
+    """A zoo run that starts from committed weights (x3 and x4 from x2) must find them, and they
+    must fit its net but for the scale-specific tail and skip: a retrained x2 in zoo.yml would
+    otherwise load only partly, with a log line, and the run would silently start from scratch."""
+    from restore.utils.checkpoint import load_network
+
+    text = open(path).read()
+    for rel in re.findall(r"\$\{data_root\}/([^\s,\]}]+)", text):
+        os.makedirs(tmp_path / rel, exist_ok=True)
+    opt = parse_options(path, is_train=True, data_root=str(tmp_path))
+    net = build_network(opt["network_g"])
+    kept = load_network(net, opt["path"]["pretrain_network_g"], opt["path"]["param_key_g"], strict=False)
+    assert kept and all(name.split(".")[0] in ("tail", "skip") for name in kept), kept
