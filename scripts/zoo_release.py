@@ -64,8 +64,12 @@ FAMILIES = {"nsr_dn_gray_blind": "nsr_dn_blind", "nsr_dn_color_blind": "nsr_dn_b
 # How each zoo run was launched (the wall time on a card means nothing without it): one torch thread
 # each beside another run, or both cores alone.
 LAUNCH = {
-    "nsr_sr_x2": ("", "2 torch threads, alone but for edits and small tests, except iterations "
-                      "1-2,245 and 5,313-6,603 (55 min) on 1 thread beside test-suite runs"),
+    "nsr_sr_x2": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in three "
+                      "pieces: planned at 30,000 iterations, stopped with SIGTERM at 1,286 (its steps ran "
+                      "faster than measured) and continued with --auto_resume on the 34,000-iteration "
+                      "schedule; that piece was killed without a word soon after iteration 7,000 when its "
+                      "session ended, and the third continued from the 7,000 checkpoint with --auto_resume "
+                      "9 minutes later (the steps past 7,000 were done twice; their minutes count)"),
     "nsr_dn_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests; "
                               "stopped with SIGTERM at iteration 761 for a 3-minute pause (loader and step "
                               "benchmarks) and continued with --auto_resume, from there with the decoded-"
