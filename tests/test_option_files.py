@@ -16,11 +16,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = sorted(glob.glob(os.path.join(ROOT, "options", "**", "*.yml"), recursive=True))
 
 
+def make_data_folders(text: str, data_root) -> None:
+    """Empty stand-ins for every ${data_root}/X folder the option file names."""
+    for rel in re.findall(r"\$\{data_root\}/([^\s,\]}]+)", text):
+        os.makedirs(data_root / rel, exist_ok=True)
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: os.path.relpath(p, ROOT))
 def test_option_file_parses(path, tmp_path):
     text = open(path).read()
-    for rel in re.findall(r"\$\{data_root\}/([^\s,\]}]+)", text):
-        os.makedirs(tmp_path / rel, exist_ok=True)
+    make_data_folders(text, tmp_path)
     is_train = f"{os.sep}train{os.sep}" in path
     # test files point at checkpoints that training makes; the network is what we check here
     # (and a later run of a zoo model starts from an earlier run's network, made by training too)
@@ -44,8 +49,7 @@ def test_zoo_run_starts_from_the_weights_it_was_trained_from(path, tmp_path):
     from restore.utils.checkpoint import load_network
 
     text = open(path).read()
-    for rel in re.findall(r"\$\{data_root\}/([^\s,\]}]+)", text):
-        os.makedirs(tmp_path / rel, exist_ok=True)
+    make_data_folders(text, tmp_path)
     opt = parse_options(path, is_train=True, data_root=str(tmp_path))
     net = build_network(opt["network_g"])
     kept = load_network(net, opt["path"]["pretrain_network_g"], opt["path"]["param_key_g"], strict=False)
