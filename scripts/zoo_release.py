@@ -70,18 +70,15 @@ LAUNCH = {
                       "schedule; that piece was killed without a word soon after iteration 7,000 when its "
                       "session ended, and the third continued from the 7,000 checkpoint with --auto_resume "
                       "9 minutes later (the steps past 7,000 were done twice; their minutes count)"),
-    "nsr_dn_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests; "
-                              "stopped with SIGTERM at iteration 761 for a 3-minute pause (loader and step "
-                              "benchmarks) and continued with --auto_resume, from there with the decoded-"
-                              "image cache, new then; trained as the candidate "
-                              "zoo_nsr_dn_gray_blind_unshuffle, its folder and logs renamed at release"),
+    "nsr_dn_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
+                              "pieces: started 2026-12-04 23:46 and killed without a word soon after iteration "
+                              "5,000 when its session ended, continued from the 5,000 checkpoint with "
+                              "--auto_resume 8 minutes later; trained as the candidate "
+                              "zoo_nsr_dn_gray_blind_16blocks, its folder and logs renamed at release"),
     "nsr_jpeg_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests and "
                                 "two pauses of a few seconds (SIGSTOP) for micro-benchmarks before iteration 660; "
                                 "stopped there with SIGTERM to shorten its cosine from 20,000 to 17,000 "
                                 "iterations and continued with --auto_resume"),
-    "nsr_dn_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
-                                  "started by a shell loop the moment the first run finished; trained as the "
-                                  "candidate zoo_nsr_dn_gray_blind_unshuffle_mse, renamed at release"),
     "nsr_jpeg_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
                                     "started by a shell loop the moment the first run finished"),
     "nsr_jpeg_gray_blind_mse2": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
@@ -106,7 +103,7 @@ LAUNCH = {
 
 # A model made by more than one training run (e.g. an L1 run, then an MSE fine-tune of its network)
 # names the option file of its last run; training_runs() finds the others.
-LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse2", "nsr_dn_gray_blind": "nsr_dn_gray_blind_mse"}
+LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse2"}
 
 
 def option_file(name: str) -> str:

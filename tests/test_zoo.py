@@ -45,8 +45,9 @@ def test_every_shipped_model_is_listed_with_its_files():
     for name in SHIPPED:
         e = entries[name]
         assert e.sha256 and sha256_of(e.weights) == e.sha256
-        # the widest shipped net, a 64-feature NSR (2.4 M fp32 parameters), is 9.6 MB
-        assert os.path.getsize(e.weights) < 12e6, "weights must stay small enough for the repository"
+        # the largest shipped net, a 16-block 64-feature NSR (4.8 M fp32 parameters), is 19.2 MB; git
+        # keeps every version, so a bigger one belongs on a download page, not in the package
+        assert os.path.getsize(e.weights) < 20e6, "weights must stay small enough for the repository"
         assert os.path.isfile(os.path.join(ROOT, e.card)) and os.path.isfile(os.path.join(ROOT, e.options))
         with open(os.path.join(ROOT, e.card), encoding="utf-8") as f:
             card = f.read()
