@@ -79,9 +79,16 @@ LAUNCH = {
                                 "two pauses of a few seconds (SIGSTOP) for micro-benchmarks before iteration 660; "
                                 "stopped there with SIGTERM to shorten its cosine from 20,000 to 17,000 "
                                 "iterations and continued with --auto_resume"),
+    "nsr_sr_x2_p128": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
+                           "pieces: started by a shell loop the moment nsr_jpeg_gray_blind_p80 finished, planned "
+                           "at 3,600 iterations, stopped with SIGTERM at 271 (its steps ran faster than planned) "
+                           "and continued with --auto_resume on a 5,000-iteration cosine 11 seconds later"),
+    "nsr_dn_gray_blind_p128": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
     "nsr_jpeg_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
                                     "started by a shell loop the moment the first run finished"),
     "nsr_jpeg_gray_blind_mse2": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
+    "nsr_jpeg_gray_blind_p80": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
+                                    "started by a shell loop the moment nsr_dn_gray_blind_p128 finished"),
     "nsr_sr_x3": ("", "2 torch threads, beside a fresh-clone CI run (test suite, then the models lane) "
                       "for iterations about 200-4,600 (75 min), otherwise alone but for edits and small "
                       "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
@@ -103,7 +110,8 @@ LAUNCH = {
 
 # A model made by more than one training run (e.g. an L1 run, then an MSE fine-tune of its network)
 # names the option file of its last run; training_runs() finds the others.
-LAST_RUN = {"nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_mse2"}
+LAST_RUN = {"nsr_sr_x2": "nsr_sr_x2_p128", "nsr_dn_gray_blind": "nsr_dn_gray_blind_p128",
+            "nsr_jpeg_gray_blind": "nsr_jpeg_gray_blind_p80"}
 
 
 def option_file(name: str) -> str:
@@ -350,6 +358,33 @@ def run_rows(name: str, record: dict) -> list[str]:
     ]
 
 
+def data_text(train: dict) -> str:
+    """'Train400, BSD200 (sigma_range: [0, 55], color: gray, exclude: [...])' of a training set's options."""
+    data = train["dataroot_gt"] if isinstance(train["dataroot_gt"], list) else [train["dataroot_gt"]]
+    degradation = {k: train[k] for k in ("sigma_range", "sigma", "quality_range", "quality", "color", "exclude")
+                   if k in train}
+    return (", ".join(os.path.basename(d) for d in data)
+            + (" (" + ", ".join(f"{k}: {v}" for k, v in degradation.items()) + ")" if degradation else ""))
+
+
+def patches_text(train: dict) -> str:
+    return f"{train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, flips + rotations"
+
+
+def by_run(texts: list[str]) -> str:
+    """One text when every run of a model shares it, else 'runs 1-3: A; run 4: B' (runs in a row that
+    share a text named together)."""
+    if len(set(texts)) == 1:
+        return texts[0]
+    groups = []  # [first run, last run, text]
+    for i, text in enumerate(texts, 1):
+        if groups and groups[-1][2] == text:
+            groups[-1][1] = i
+        else:
+            groups.append([i, i, text])
+    return "; ".join(f"run {a}: {t}" if a == b else f"runs {a}-{b}: {t}" for a, b, t in groups)
+
+
 def stage_card(name: str, opt: dict) -> None:
     results = os.path.join(ROOT, "results", "zoo", name, "results.md")
     if not os.path.isfile(results):
@@ -360,19 +395,15 @@ def stage_card(name: str, opt: dict) -> None:
         entry = load_yaml(f.read(), BUILTIN_LIST)[name]
     record = recorded_training(name)
     runs = training_runs(name)
-    train = opt["datasets"]["train"]
-    data = train["dataroot_gt"] if isinstance(train["dataroot_gt"], list) else [train["dataroot_gt"]]
-    degradation = {k: train[k] for k in ("sigma_range", "sigma", "quality_range", "quality", "color", "exclude")
-                   if k in train}
+    run_trains = [read_options(run)["datasets"]["train"] for run in runs]
     weights = os.path.join(WEIGHTS_DIR, f"{name}.safetensors")
     lines = [
         f"# {name}", "", entry["description"] + ".", "",
         "| | |", "|---|---|",
         f"| task | {entry['task']}{' x' + str(opt['scale']) if entry['task'] == 'sr' else ''} |",
         f"| network_g | `{yaml.safe_dump(opt['network_g'], default_flow_style=True, width=1000).strip()}` |",
-        f"| training data | {', '.join(os.path.basename(d) for d in data)}"
-        f"{' (' + ', '.join(f'{k}: {v}' for k, v in degradation.items()) + ')' if degradation else ''} |",
-        f"| patches | {train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, flips + rotations |",
+        f"| training data | {by_run([data_text(train) for train in run_trains])} |",
+        f"| patches | {by_run([patches_text(train) for train in run_trains])} |",
         *run_rows(name, record),
         f"| validation | {opt['datasets']['val']['name']}: watched during training only; the shipped weights "
         f"are the final EMA network{' of the last run' if len(runs) > 1 else ''}{validation_curve(record)} |",

@@ -184,6 +184,19 @@ def test_a_card_names_each_loss_with_the_iterations_it_counted_in():
     assert zoo_release.losses_text(staged) == "L1Loss (iterations 1-10,900), MSELoss (iterations 10,901-15,900)"
 
 
+def test_a_card_gives_patches_and_data_run_by_run_where_the_runs_differ():
+    zoo_release = load_script("zoo_release")
+    first = {"dataroot_gt": ["d/T91", "d/BSD200"], "color": "y", "gt_size": 40, "batch_size_per_gpu": 16}
+    last = {**first, "dataroot_gt": ["d/BSD200"], "gt_size": 80, "batch_size_per_gpu": 8}
+    runs = [first, first, first, last]
+    assert zoo_release.by_run([zoo_release.patches_text(t) for t in runs]) == (
+        "runs 1-3: 40x40 GT, batch 16, flips + rotations; run 4: 80x80 GT, batch 8, flips + rotations")
+    assert zoo_release.by_run([zoo_release.data_text(t) for t in runs]) == (
+        "runs 1-3: T91, BSD200 (color: y); run 4: BSD200 (color: y)")
+    assert zoo_release.by_run([zoo_release.data_text(first)] * 2) == "T91, BSD200 (color: y)"
+    assert zoo_release.by_run(["a", "b", "a"]) == "run 1: a; run 2: b; run 3: a"
+
+
 # restore-leaks found Set12/04 (the starfish) inside these training images; every zoo run that reads
 # their folder must leave them out (docs/features.md, "restore-leaks").
 LEAKED = {"BSD200": "12003", "Train400": "test_020"}
