@@ -70,6 +70,10 @@ LAUNCH = {
                       "schedule; that piece was killed without a word soon after iteration 7,000 when its "
                       "session ended, and the third continued from the 7,000 checkpoint with --auto_resume "
                       "9 minutes later (the steps past 7,000 were done twice; their minutes count)"),
+    "nsr_sr_x2_p128": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
+                           "pieces: started by a shell loop the moment nsr_jpeg_gray_blind_p80 finished, planned "
+                           "at 3,600 iterations, stopped with SIGTERM at 271 (its steps ran faster than planned) "
+                           "and continued with --auto_resume on a 5,000-iteration cosine 11 seconds later"),
     "nsr_dn_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
                               "pieces: started 2026-12-04 23:46 and killed without a word soon after iteration "
                               "5,000 when its session ended, continued from the 5,000 checkpoint with "
@@ -79,10 +83,6 @@ LAUNCH = {
                                 "two pauses of a few seconds (SIGSTOP) for micro-benchmarks before iteration 660; "
                                 "stopped there with SIGTERM to shorten its cosine from 20,000 to 17,000 "
                                 "iterations and continued with --auto_resume"),
-    "nsr_sr_x2_p128": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
-                           "pieces: started by a shell loop the moment nsr_jpeg_gray_blind_p80 finished, planned "
-                           "at 3,600 iterations, stopped with SIGTERM at 271 (its steps ran faster than planned) "
-                           "and continued with --auto_resume on a 5,000-iteration cosine 11 seconds later"),
     "nsr_dn_gray_blind_p128": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
     "nsr_jpeg_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
                                     "started by a shell loop the moment the first run finished"),
@@ -368,7 +368,10 @@ def data_text(train: dict) -> str:
 
 
 def patches_text(train: dict) -> str:
-    return f"{train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, flips + rotations"
+    """'40x40 GT, batch 16, flips + rotations' (the augmentations as the options set them; both default on)."""
+    augment = [a for a, key in (("flips", "use_hflip"), ("rotations", "use_rot")) if train.get(key, True)]
+    return (f"{train['gt_size']}x{train['gt_size']} GT, batch {train['batch_size_per_gpu']}, "
+            f"{' + '.join(augment) or 'no flips or rotations'}")
 
 
 def by_run(texts: list[str]) -> str:

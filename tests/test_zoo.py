@@ -195,6 +195,7 @@ def test_a_card_gives_patches_and_data_run_by_run_where_the_runs_differ():
         "runs 1-3: T91, BSD200 (color: y); run 4: BSD200 (color: y)")
     assert zoo_release.by_run([zoo_release.data_text(first)] * 2) == "T91, BSD200 (color: y)"
     assert zoo_release.by_run(["a", "b", "a"]) == "run 1: a; run 2: b; run 3: a"
+    assert zoo_release.patches_text({**first, "use_rot": False}) == "40x40 GT, batch 16, flips"
 
 
 # restore-leaks found Set12/04 (the starfish) inside these training images; every zoo run that reads
