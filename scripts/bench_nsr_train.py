@@ -28,6 +28,7 @@ load average is sampled each round, and each step's process CPU time is recorded
 each side's most expensive ops by self CPU time, with the share the convolutions take.
 """
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -43,6 +44,21 @@ FULL = {"batch": 16, "patch": 48, "scale": 2, "num_feat": 64, "num_block": 16, "
 QUICK = {"batch": 4, "patch": 12, "scale": 2, "num_feat": 8, "num_block": 2, "k": 2, "d": 4, "rounds": 2}
 
 
+@contextlib.contextmanager
+def tracked_views(enabled: bool):
+    """With `enabled`, the per-sample convs return plain views of the conv output, as before
+    sparse_group_conv.OwnView: an in-place ReLU on them then goes through autograd's CopySlices."""
+    from restore.archs.layers.sparse_group_conv import OwnView
+    if not enabled:
+        yield
+        return
+    OwnView.apply = staticmethod(lambda tensor, view, unview: view(tensor))
+    try:
+        yield
+    finally:
+        del OwnView.apply  # torch.autograd.Function's own again
+
+
 class Side:
     """One network, memory format, formulation and dtype, with its own Adam."""
 
@@ -54,6 +70,9 @@ class Side:
         from restore.archs.layers.sparse_group_conv import set_formulation
         from restore.models.base_model import build_optimizer
         self.label, self.arch, self.bf16 = label, arch, bf16
+        # grouped-view: the reference as it ran before its output became a node of its own (OwnView)
+        self.tracked_view = formulation == "grouped-view"
+        formulation = "grouped" if self.tracked_view else formulation
         self.channels_last, self.formulation = channels_last, formulation
         opt = {"type": arch, "num_feat": sizes["num_feat"], "num_block": sizes["num_block"],
                "upscale": sizes["scale"], "width_mult": 1}
@@ -77,7 +96,7 @@ class Side:
         gt = batch["gt"].contiguous(memory_format=self.layout)
         c0, t0 = time.process_time(), time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16), tracked_views(self.tracked_view):
             out = self.net(lq)
         loss = F.l1_loss(out.float(), gt)
         loss.backward()
@@ -310,8 +329,10 @@ def build_parser():
     p.add_argument("--bf16", action="store_true", help="also every side under bf16 autocast")
     p.add_argument("--layer", action="store_true",
                    help="time one block conv + ReLU (forward and backward) instead of the whole step")
-    p.add_argument("--formulations", nargs="+", choices=["grouped", "loop", "unfold", "fused", "auto"],
-                   help="NSR formulations to run (default: all and auto)")
+    p.add_argument("--formulations", nargs="+", choices=["grouped", "loop", "unfold", "fused", "auto", "grouped-view"],
+                   help="NSR formulations to run (default: all and auto; grouped-view: the reference with its "
+                        "output a tracked view of the conv's, as before the output became an autograd node of "
+                        "its own)")
     p.add_argument("--rounds", type=int, help="rounds of turns (default 6, --quick 2)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--out", help="also write the report to this file")

@@ -45,6 +45,13 @@ REPORTS = {
     "amd512_edsr": ("2026-12-04_amd512_edsr.txt",
                     "python scripts/bench_train.py --archs EDSR --layouts --bf16 --ablations --rounds 5"),
     "amd512_nsr_train": ("2026-12-04_amd512_nsr_train.txt", "python scripts/bench_nsr_train.py --bf16 --rounds 6"),
+    # the Intel Xeon with AMX, again, after the per-sample conv outputs stopped being views
+    "intel_edsr": ("2026-12-05_intel_edsr.txt",
+                   "python scripts/bench_train.py --archs EDSR --layouts --bf16 --ablations --rounds 5"),
+    "intel_nsr_train": ("2026-12-05_intel_nsr_train.txt",
+                        "python scripts/bench_nsr_train.py --bf16 --rounds 6 --formulations grouped loop fused auto"),
+    "intel_nsr_own_view": ("2026-12-05_intel_nsr_own_view.txt",
+                           "python scripts/bench_nsr_train.py --bf16 --rounds 5 --formulations grouped grouped-view fused"),
 }
 # The reports that time bf16 (with --bf16 in their command).
 BF16_KEYS = [key for key, (_, command) in REPORTS.items() if "--bf16" in command.split()]
@@ -217,7 +224,7 @@ def nsr_train(text: str) -> dict:
 
 def side_label(side: str) -> str:
     """'NSR fused nchw fp32' -> 'NSR `fused`, NCHW'; 'WDSR cl fp32' -> 'WDSR-A, channels_last'."""
-    m = re.match(r"(WDSR|NSR) (?:(\w+) )?(nchw|cl) \w+(?: \(= (\w+)\))?$", side)
+    m = re.match(r"(WDSR|NSR) (?:([\w-]+) )?(nchw|cl) \w+(?: \(= (\w+)\))?$", side)
     if not m:
         return side
     layout = "NCHW" if m.group(3) == "nchw" else "channels_last"
@@ -323,7 +330,11 @@ TABLES = {"vs_basicsr.md": table_vs_basicsr, "layouts.md": table_layouts, "ablat
           "nsr_layer.md": table_nsr_layer,
           "amd512_vs_basicsr.md": lambda reports: table_vs_basicsr(reports, "amd512_edsr"),
           "amd512_ablations.md": lambda reports: table_ablations(reports, "amd512_edsr"),
-          "amd512_nsr_train.md": lambda reports: table_nsr_precisions(reports, "amd512_nsr_train")}
+          "amd512_nsr_train.md": lambda reports: table_nsr_precisions(reports, "amd512_nsr_train"),
+          "intel_vs_basicsr.md": lambda reports: table_vs_basicsr(reports, "intel_edsr"),
+          "intel_ablations.md": lambda reports: table_ablations(reports, "intel_edsr"),
+          "intel_nsr_train.md": lambda reports: table_nsr_precisions(reports, "intel_nsr_train"),
+          "intel_nsr_own_view.md": lambda reports: table_nsr_precisions(reports, "intel_nsr_own_view")}
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from tests.tiny import load_script
+from tests.tiny import graph_nodes, load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -130,6 +130,27 @@ def test_bench_nsr_train_runs_every_formulation_on_the_same_steps(one_thread, mo
     assert "## fp32: ratios to the faster WDSR-A side" in text
     assert "NSR auto nchw fp32 (= " in text and "best NSR side:" in text
     assert "    NSR fused nchw fp32: " in text  # the paired-by-round ratios
+
+
+def test_bench_nsr_train_grouped_view_is_the_reference_before_own_view(one_thread, monkeypatch, tmp_path):
+    # the side that measures what OwnView bought: the same steps, through CopySlices (WDSR's in-place
+    # ReLU on a view), and OwnView itself again once the side's step is done
+    monkeypatch.setenv("RESTORE_SPARSE_GROUP_CACHE", str(tmp_path / "choices.json"))
+    bn = load_script("bench_nsr_train")
+    from restore.archs.layers.sparse_group_conv import OwnView
+    args = bn.build_parser().parse_args(["--quick", "--formulations", "grouped", "grouped-view"])
+    sides = [s for s in bn.build_sides({**bn.QUICK, "rounds": 1}, args) if s.arch == "NSR"]
+    assert [s.label for s in sides] == ["NSR grouped nchw fp32", "NSR grouped cl fp32",
+                                        "NSR grouped-view nchw fp32", "NSR grouped-view cl fp32"]
+    batch = {"lq": torch.rand(4, 3, 12, 12), "gt": torch.rand(4, 3, 24, 24)}
+    losses = [[s.step(batch), s.step(batch)] for s in sides]
+    assert all(math.isclose(a, b, rel_tol=1e-5) for found in losses[1:] for a, b in zip(found, losses[0]))
+    x = torch.rand(4, 3, 12, 12)
+    for side in sides[::2]:
+        with bn.tracked_views(side.tracked_view):
+            nodes = graph_nodes(side.net(x).grad_fn)
+        assert ("torch::autograd::CopySlices" in nodes) == side.tracked_view
+    assert OwnView.apply.__func__ is torch.autograd.Function.apply.__func__
 
 
 def test_paired_ratios_divide_out_a_drift_between_rounds():

@@ -28,7 +28,9 @@ def test_committed_tables_are_the_reports_summaries(tmp_path):
 
 def test_each_table_names_the_machine_of_its_reports(tmp_path):
     performance_tables.main(["--out", str(tmp_path)])
-    assert "measured on Intel(R) Xeon(R) Processor" in (tmp_path / "vs_basicsr.md").read_text().splitlines()[0]
+    for name in ("vs_basicsr.md", "intel_vs_basicsr.md", "intel_ablations.md", "intel_nsr_train.md",
+                 "intel_nsr_own_view.md"):
+        assert "measured on Intel(R) Xeon(R) Processor" in (tmp_path / name).read_text().splitlines()[0]
     assert "Intel Xeon" in (tmp_path / "layouts.md").read_text().splitlines()[0]  # its reports name no CPU
     for name in ("ablations.md", "nsr_train_2threads.md", "nsr_train_1thread.md", "nsr_layer.md",
                  "amd512_vs_basicsr.md", "amd512_ablations.md", "amd512_nsr_train.md"):
@@ -47,6 +49,7 @@ NSR fused nchw fp32 (= fused)       9413     5989     6000   37%  1.20x     0.83
     assert performance_tables.cpu_ratios(parsed)["NSR fused nchw fp32 (= fused)"] == 1.5
     assert performance_tables.ordered(parsed, "cpu")[0] == "WDSR cl fp32"
     assert performance_tables.side_label("NSR auto cl fp32 (= loop)") == "NSR `auto`, channels_last (chose `loop`)"
+    assert performance_tables.side_label("NSR grouped-view nchw bf16") == "NSR `grouped-view`, NCHW"
 
 
 def test_nsr_table_puts_each_side_in_fp32_and_bf16_beside_its_own_precisions_wdsr(tmp_path):

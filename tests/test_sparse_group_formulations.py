@@ -10,6 +10,7 @@ from restore.archs.layers import sparse_group_conv as sgc
 from restore.archs.layers.sparse_group_conv import FORMULATIONS, SparseGroupConv2d, set_formulation
 from restore.utils.errors import OptionError
 from restore.utils.measured_choice import machine_id
+from tests.tiny import graph_nodes
 
 CL = torch.channels_last
 OTHERS = FORMULATIONS[1:]
@@ -91,33 +92,23 @@ def test_formulation_equals_reference_in_a_residual_block(formulation, channels_
     assert_same(results[formulation], results["grouped"])
 
 
-def graph_nodes(fn):
-    seen, todo = set(), [fn]
-    while todo:
-        node = todo.pop()
-        if node is not None and node not in seen:
-            seen.add(node)
-            todo += [next_fn for next_fn, _ in node.next_functions]
-    return {node.name() for node in seen}
-
-
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("own_gates", [False, True])
-def test_fused_output_takes_an_in_place_relu_without_copy_slices(channels_last, own_gates):
+def test_every_output_takes_an_in_place_relu_without_copy_slices(channels_last, own_gates):
     # An in-place op on a view of a conv output sends the gradient through CopySlices (a zero fill
-    # and full-size copies); `fused` returns a tensor of its own, so WDSR's ReLU modifies it
-    # directly. The reference (a reshape view of the conv) shows the node the test looks for.
+    # and full-size copies); every formulation returns a tensor of its own, so WDSR's ReLU modifies
+    # it directly. A plain reshape view of the conv shows the node the test looks for.
     layer = SparseGroupConv2d(6, 6, 3, k=2, d=3)
     x = torch.randn(4, 6, 5, 7, requires_grad=True)
     if channels_last:
         x = x.contiguous(memory_format=CL)
     gates = None if own_gates else torch.rand(4, 2, 3, requires_grad=True)
-    found = {}
-    for name in ("grouped", "fused"):
+    for name in FORMULATIONS:
         layer.formulation = name
-        found[name] = graph_nodes(torch.relu_(layer(x, gates=gates)).grad_fn)
-    assert "torch::autograd::CopySlices" in found["grouped"]
-    assert "torch::autograd::CopySlices" not in found["fused"] and "ReluBackward0" in found["fused"]
+        found = graph_nodes(torch.relu_(layer(x, gates=gates)).grad_fn)
+        assert "torch::autograd::CopySlices" not in found and "ReluBackward0" in found, name
+    conv = torch.nn.functional.conv2d(x.reshape(1, -1, 5, 7), torch.randn(24, 6, 3, 3), groups=4)
+    assert "torch::autograd::CopySlices" in graph_nodes(torch.relu_(conv.view(4, 6, 3, 5)).grad_fn)
 
 
 @pytest.mark.parametrize("formulation", OTHERS)
@@ -182,9 +173,17 @@ def test_auto_picks_the_fastest_once_per_shape_and_remembers_it(monkeypatch, tmp
     assert calls == [(2, 4, 5, 5), (3, 4, 5, 5)]
 
 
-def test_auto_ties_go_to_the_reference_and_no_grad_never_measures(monkeypatch):
+def test_auto_keeps_fused_within_its_slack_else_the_fastest_ties_to_the_reference():
+    pick = sgc.pick_formulation
+    assert pick({"grouped": 1.0, "loop": 1.0, "unfold": 1.0, "fused": 1.0}) == "fused"
+    assert pick({"grouped": 1.0, "loop": 2.0, "unfold": 3.0, "fused": 1.09}) == "fused"
+    assert pick({"grouped": 1.0, "loop": 2.0, "unfold": 3.0, "fused": 1.11}) == "grouped"
+    assert pick({"grouped": 1.0, "loop": 0.8, "unfold": 0.8, "fused": 1.0}) == "loop"
+
+
+def test_auto_picks_by_the_measured_times_and_no_grad_never_measures(monkeypatch):
     calls = []
-    fake_times(monkeypatch, {name: 1.0 for name in FORMULATIONS}, calls)
+    fake_times(monkeypatch, {"grouped": 1.0, "loop": 2.0, "unfold": 2.0, "fused": 1.2}, calls)
     layer = SparseGroupConv2d(4, 4, 3, k=2, d=2)
     assert sgc.choose_formulation(layer, torch.randn(2, 4, 5, 5)) == "grouped"
     with torch.no_grad():

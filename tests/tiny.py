@@ -82,3 +82,14 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def graph_nodes(fn) -> set:
+    """The names of every autograd node reachable from `fn` (an output's grad_fn)."""
+    seen, todo = set(), [fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo += [next_fn for next_fn, _ in node.next_functions]
+    return {node.name() for node in seen}

@@ -77,15 +77,16 @@ class ChoiceCache:
         except OSError:
             pass
 
-    def choose(self, key: str, options: Sequence[str], measure: Callable[[], dict]) -> str:
-        """The remembered choice for `key`, else the option with the smallest of `measure()`'s
-        {option: seconds} (ties: the first listed), remembered from then on."""
+    def choose(self, key: str, options: Sequence[str], measure: Callable[[], dict],
+               pick: Optional[Callable[[dict], str]] = None) -> str:
+        """The remembered choice for `key`, else `pick` of `measure()`'s {option: seconds} (default:
+        the smallest; ties: the first listed), remembered from then on."""
         choice = self.choices.get(key)
         if choice is None:
             choice = self.stored().get(key)
             if choice not in options:
                 times = measure()
-                choice = min(options, key=times.__getitem__)
+                choice = pick(times) if pick else min(options, key=times.__getitem__)
                 self.store(key, choice)
             self.choices[key] = choice
         return choice

@@ -26,6 +26,7 @@ gradients to float rounding, tests/test_sparse_group_formulations.py), at differ
 """
 import copy
 import time
+from functools import partial
 from typing import Literal, Optional
 
 import torch
@@ -71,6 +72,31 @@ def _unfold_batch(out: torch.Tensor, batch: int, interleaved: bool) -> torch.Ten
     return out.reshape(batch, -1, out_h, out_w)
 
 
+class OwnView(torch.autograd.Function):
+    """`view(tensor)` as an autograd node of its own rather than a view autograd tracks, for the
+    per-sample conv outputs (a reshape of the conv's). An in-place op on a tracked view (WDSR's ReLU
+    after a block's first conv) makes autograd send the gradient through CopySlices, a zero fill and
+    full-size copies per layer: 1.36x the whole NSR step in bf16 channels_last on the 2-core Xeon
+    (docs/performance.md). Values and gradients are the view's; `unview` maps the gradient back."""
+
+    @staticmethod
+    def forward(ctx, tensor, view, unview):
+        ctx.unview = unview
+        return view(tensor).detach()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.unview(grad), None, None
+
+
+def own_view(tensor: torch.Tensor, view, unview) -> torch.Tensor:
+    """OwnView where autograd records, the plain view elsewhere (inference, and the ONNX exporter's
+    trace, which cannot export a Python autograd Function)."""
+    if tensor.requires_grad and not torch.jit.is_tracing():
+        return OwnView.apply(tensor, view, unview)
+    return view(tensor)
+
+
 def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                  stride: int = 1, padding: int = 0) -> torch.Tensor:
     """The reference: the batch folded into the channels, one conv with groups=B; a channels_last
@@ -80,7 +106,8 @@ def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
         return F.conv2d(x, weight, bias, stride, padding)
     interleaved = _folds_interleaved(x)
     out = F.conv2d(_fold(x, interleaved), weight, bias, stride, padding, groups=batch)
-    return _unfold_batch(out, batch, interleaved)
+    return own_view(out, partial(_unfold_batch, batch=batch, interleaved=interleaved),
+                    partial(_fold, interleaved=interleaved))
 
 
 def loop_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -105,8 +132,8 @@ def unfold_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
         out = torch.bmm(kernels, cols)
     else:
         out = torch.baddbmm(bias.view(batch, -1, 1).to(cols.dtype), kernels, cols)
-    out = out.view(batch, -1, (height + 2 * padding - ksize) // stride + 1,
-                   (width + 2 * padding - ksize) // stride + 1)
+    out_size = (batch, -1, (height + 2 * padding - ksize) // stride + 1, (width + 2 * padding - ksize) // stride + 1)
+    out = own_view(out, partial(torch.Tensor.view, size=out_size), partial(torch.Tensor.reshape, shape=out.shape))
     # keep the memory format the net runs in
     return out.contiguous(memory_format=torch.channels_last) if _folds_interleaved(x) else out
 
@@ -142,6 +169,12 @@ def _conv_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+def _contiguous_as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`x` contiguous in `dtype`, in one copy where both change (`to(dtype, memory_format=...)`
+    returns a non-contiguous `x` itself when the dtype is already right)."""
+    return x.contiguous() if x.dtype == dtype else x.to(dtype, memory_format=torch.contiguous_format)
+
+
 def _mixed_conv(folded, gates, candidates, bias, stride: int, padding: int):
     """Forward of `fused`: (output, the tensors its backward needs)."""
     batch, k, d = gates.shape
@@ -149,8 +182,9 @@ def _mixed_conv(folded, gates, candidates, bias, stride: int, padding: int):
     with torch.autocast(folded.device.type, enabled=False):
         cand = candidates.reshape(k, d, -1)
         gates_c = gates.to(cand.dtype)
-        weight = mix_candidates(gates_c, cand).reshape(batch * candidates.shape[0] // k,
-                                                       *candidates.shape[1:]).to(dtype)
+        # the cast and the reshape's copy of einsum's (d, B, r)-ordered result as one copy
+        weight = _contiguous_as(mix_candidates(gates_c, cand), dtype).view(
+            batch * candidates.shape[0] // k, *candidates.shape[1:])
         mixed_bias = None
         if bias is not None:
             mixed_bias = mix_candidates(gates_c, bias.view(k, d, -1)).reshape(-1).to(dtype)
@@ -171,8 +205,8 @@ def _mixed_conv_backward(grad_out, saved, stride: int, padding: int, need_x: boo
         [need_x, need_weight, bias is not None and (need_bias or need_gates)])
     grad_gates = grad_cand = grad_bias = None
     if need_weight:
-        grad_gates, grad_cand = mix_backward(gates, cand, grad_w.reshape(batch, d, -1).to(cand.dtype),
-                                             need_gates, need_cand)
+        grad_w = _contiguous_as(grad_w, cand.dtype).view(batch, d, -1)
+        grad_gates, grad_cand = mix_backward(gates, cand, grad_w, need_gates, need_cand)
         if grad_cand is not None:
             grad_cand = grad_cand.reshape(-1, *weight.shape[1:])
     if grad_b is not None:
@@ -230,7 +264,8 @@ class FusedGatedConv(torch.autograd.Function):
     def forward(ctx, folded, batch: int, interleaved: bool, mlp_weight, mlp_bias, k: int, d: int,
                 temperature: float, candidates, bias, stride: int, padding: int):
         with torch.autocast(folded.device.type, enabled=False):
-            pooled = folded.mean(dim=(2, 3)).view(batch, -1).to(mlp_weight.dtype)
+            # sum, then divide in the Linear's dtype: bf16's mean costs 3 of its sums on the CPU
+            pooled = folded.sum(dim=(2, 3)).view(batch, -1).to(mlp_weight.dtype) / folded.shape[-2:].numel()
             gates = (F.linear(pooled, mlp_weight, mlp_bias).view(batch, k, d) / temperature).softmax(dim=1)
         out, saved = _mixed_conv(folded, gates, candidates, bias, stride, padding)
         ctx.save_for_backward(*saved, pooled, mlp_weight)
@@ -296,11 +331,24 @@ def apply_formulation(formulation: str, x: torch.Tensor, gates: torch.Tensor, ca
 # --- formulation: auto --------------------------------------------------------------------------
 # Which formulation is fastest depends on the CPU, the shape, the memory format and the dtype, so
 # `auto` times them all once per shape (a training step's forward + backward of this one layer, on
-# random data from a private generator: the global RNG stream is untouched) and keeps the fastest,
-# per machine (restore/utils/measured_choice.py). Only training measures: without gradients
+# random data from a private generator: the global RNG stream is untouched) and keeps the fastest
+# (`pick_formulation`), per machine (restore/utils/measured_choice.py). Only training measures: without gradients
 # (validation, inference, batch 1) `auto` is the reference, whose inference speed the inference
 # paths were tuned for.
 CHOICES = ChoiceCache(CACHE_ENV, "sparse_group_formulations.json")
+# A layer timed alone misses part of what `fused` saves inside a net (its backward's in-place
+# pooling gradient, fewer autograd nodes and saved tensors): whole NSR steps ran `fused` 2-10 %
+# faster than `grouped` on every CPU measured, while the two layers alone timed within a few per cent
+# either way (docs/performance.md). So `fused` is kept unless another formulation's layer is
+# faster by more than this factor.
+FUSED_SLACK = 1.10
+
+
+def pick_formulation(times: dict) -> str:
+    """`auto`'s choice from measured {formulation: seconds} (see FUSED_SLACK; other ties: the first
+    of FORMULATIONS, the reference)."""
+    fastest = min(FORMULATIONS, key=times.__getitem__)
+    return "fused" if times["fused"] <= FUSED_SLACK * times[fastest] else fastest
 
 
 def shape_key(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
@@ -352,7 +400,7 @@ def choose_formulation(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
         with torch.enable_grad():
             return measure_formulations(layer, x)
 
-    return CHOICES.choose(shape_key(layer, x), FORMULATIONS, measure)
+    return CHOICES.choose(shape_key(layer, x), FORMULATIONS, measure, pick_formulation)
 
 
 def one_hot_over_groups(logits: torch.Tensor) -> torch.Tensor:
