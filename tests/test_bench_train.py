@@ -229,3 +229,24 @@ def test_bench_conv_ops_quick_run_writes_the_bounds(one_thread, tmp_path):
         assert f"| {pass_name} | " in text
     bounds = re.findall(r"^- every conv pass at .*: ([\d.]+)x$", text, re.M)
     assert len(bounds) == 2 and all(float(b) > 0 for b in bounds)
+
+
+def test_bench_nsr_conv_bound_reports_a_bound_per_precision(one_thread, tmp_path):
+    bc = load_script("bench_nsr_conv_bound")
+    # hand-computed: a 1000 ms step with 32 convs each 5 ms slower grouped than plain -> 1.16x
+    assert bc.step_ratio_bound(1.0, 32, 0.035, 0.030) == pytest.approx(1.16)
+    assert bc.step_ratio_bound(1.0, 32, 0.030, 0.030) == 1.0
+    out = tmp_path / "bound.txt"
+    assert bc.main(["--quick", "--bf16", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("Made by `python scripts/bench_nsr_conv_bound.py --quick --bf16")
+    assert "NSR has 4 sparse-group convs" in text  # 2 blocks x 2 convs at --quick's sizes
+    assert re.findall(r"^## (\w+)$", text, re.M) == ["fp32", "bf16"]
+    found = re.findall(
+            r"^## (\w+)$.*?WDSR-A step, channels_last: ([\d.]+) ms\. Block conv passes: plain channels_last "
+            r"([\d.]+) ms, grouped each pass in its faster format ([\d.]+) ms.*?\(\1\): ([\d.]+)x", text, re.M | re.S)
+    assert [f[0] for f in found] == ["fp32", "bf16"]
+    for precision, step, plain, grouped, bound in found:
+        assert float(bound) == pytest.approx(bc.step_ratio_bound(float(step), 4, float(grouped), float(plain)),
+                                             abs=0.02), precision
+    assert text.count("| all three |") == 2
