@@ -39,11 +39,18 @@ def use_channels_last(setting, net: nn.Module, device: torch.device) -> tuple[Op
     return None, "train.channels_last: auto -> timed on the first batch's shape"
 
 
+# Raised when a change to restore's layers can change which format trains a net faster, so that the
+# choices cached before it are measured anew (2: NSR's per-sample convs stopped returning views that
+# an in-place ReLU sent through CopySlices, which had made NCHW win for NSR x2 in bf16 on the Xeon).
+LAYOUT_RULE = 2
+
+
 def layout_key(net: nn.Module, shape, amp_dtype) -> str:
     # the module tree's repr names every layer and its options: a digest of it tells nets apart
     digest = hashlib.sha256(repr(net).encode()).hexdigest()[:12]
     dtype = str(amp_dtype or torch.float32).replace("torch.", "")
-    return f"{machine_id()} | {type(net).__name__} {digest} | {'x'.join(map(str, shape))} {dtype}"
+    return (f"{machine_id()} | layouts {LAYOUT_RULE} | {type(net).__name__} {digest} | "
+            f"{'x'.join(map(str, shape))} {dtype}")
 
 
 def measure_layouts(net: nn.Module, shape, amp_dtype=None, reps: int = 4) -> dict:
