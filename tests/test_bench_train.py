@@ -199,8 +199,10 @@ def test_the_documented_benchmark_commands_parse(doc, at_least):
     uses flags the script has."""
     parsers = {"bench_train": bt.build_parser(), "bench_layouts": load_script("bench_layouts").build_parser(),
                "bench_nsr_train": load_script("bench_nsr_train").build_parser(),
-               "bench_conv_ops": load_script("bench_conv_ops").build_parser()}
-    command = re.compile(r"python scripts/(bench_train|bench_layouts|bench_nsr_train|bench_conv_ops)\.py([^`#\n]*)")
+               "bench_conv_ops": load_script("bench_conv_ops").build_parser(),
+               "bench_nsr_conv_bound": load_script("bench_nsr_conv_bound").build_parser()}
+    command = re.compile(r"python scripts/(bench_train|bench_layouts|bench_nsr_train|bench_conv_ops|bench_nsr_conv_bound)"
+                         r"\.py([^`#\n]*)")
     seen = 0
     with open(os.path.join(ROOT, doc)) as f:
         for name, args in command.findall(f.read()):
