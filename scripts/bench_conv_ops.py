@@ -31,7 +31,7 @@ import sys
 import time
 
 from restore.utils.allocator import tune_allocator
-from restore.utils.machine import cpu_name, write_results_file
+from restore.utils.machine import cpu_name, publish_results
 
 FULL = {"repeats": 7, "gemm": 2048, "basicsr_steps": 5}
 QUICK = {"repeats": 2, "gemm": 64, "basicsr_steps": 1}
@@ -51,20 +51,29 @@ def _load_bench_train():
 bench_train = _load_bench_train()
 
 
-def conv_passes(train_sizes: dict, channels_last: bool) -> dict:
-    """{pass: a function running it once} for the body conv at bench_train's sizes, in one format."""
+def conv_passes(sizes: dict, channels_last: bool, grouped: bool = False, dtype=None) -> dict:
+    """{pass: a function running it once} for the 64 -> 64 body conv at `sizes`' batch (bench_train's,
+    or bench_nsr_train's), in one format; `grouped`: NSR's per-sample conv instead, groups = batch
+    on the folded batch ((H, W, B, C) memory order in channels_last, as NSR folds it)."""
     import torch
-    b, s, channels = train_sizes["batch"], train_sizes["patch"], train_sizes["num_feat"]
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    from torch.nn import functional as F
+    dtype = dtype or torch.float32
+    b, s, c = sizes["batch"], sizes["patch"], sizes["num_feat"]
     g = torch.Generator().manual_seed(0)
-    x, grad = (torch.randn(b, channels, s, s, generator=g).contiguous(memory_format=fmt) for _ in range(2))
-    w = torch.randn(channels, channels, 3, 3, generator=g).contiguous(memory_format=fmt)
-    bias = torch.randn(channels, generator=g)
+    x, grad = (torch.randn(b, c, s, s, generator=g).to(dtype) for _ in range(2))
+    groups = b if grouped else 1
+    w = torch.randn(groups * c, c, 3, 3, generator=g).to(dtype)
+    bias = torch.randn(groups * c, generator=g).to(dtype)
+    if grouped:
+        x, grad = (t.permute(2, 3, 0, 1).reshape(1, s, s, b * c).permute(0, 3, 1, 2) if channels_last
+                   else t.reshape(1, b * c, s, s) for t in (x, grad))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x, grad, w = (t.contiguous(memory_format=fmt) for t in (x, grad, w))
 
     def backward(mask):
-        return lambda: torch.ops.aten.convolution_backward(grad, x, w, [channels], [1, 1], [1, 1], [1, 1],
-                                                           False, [0, 0], 1, mask)
-    return {"forward": lambda: torch.conv2d(x, w, bias, 1, 1),
+        return lambda: torch.ops.aten.convolution_backward(grad, x, w, [w.shape[0]], [1, 1], [1, 1], [1, 1],
+                                                           False, [0, 0], groups, mask)
+    return {"forward": lambda: F.conv2d(x, w, bias, 1, 1, groups=groups),
             "input gradient": backward([True, False, False]),
             "weight + bias gradient": backward([False, True, True])}
 
@@ -189,10 +198,7 @@ def main(argv=None) -> int:
     refs = {name: medians[name] for name in ("peak conv", "GEMM")}
     lines = report(train_sizes, repeats, seconds, refs, basicsr_s, step_flops, sizes["gemm"],
                    torch.get_num_threads(), started)
-    print("\n".join(lines))
-    if args.out:
-        write_results_file(args.out, ["python", "scripts/bench_conv_ops.py",
-                                      *(argv if argv is not None else sys.argv[1:])], lines)
+    publish_results(lines, args.out, ["python", "scripts/bench_conv_ops.py", *(argv if argv is not None else sys.argv[1:])])
     return 0
 
 

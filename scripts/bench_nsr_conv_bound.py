@@ -26,14 +26,12 @@ channels_last, as WDSR-A ran them.
 import argparse
 import importlib.util
 import os
-import statistics
 import sys
 import time
 
 from restore.utils.allocator import tune_allocator
-from restore.utils.machine import cpu_name, write_results_file
+from restore.utils.machine import cpu_name, publish_results
 
-PASSES = ("forward", "input gradient", "weight + bias gradient")
 FORMATS = ("nchw", "cl")
 
 
@@ -47,42 +45,8 @@ def _load_script(name: str):
 
 
 bench_nsr_train = _load_script("bench_nsr_train")
-
-
-def conv_passes(sizes: dict, grouped: bool, channels_last: bool, dtype) -> dict:
-    """{pass: a function running it once} for the block conv, plain or with groups = batch."""
-    import torch
-    from torch.nn import functional as F
-    b, s, c = sizes["batch"], sizes["patch"], sizes["num_feat"]
-    g = torch.Generator().manual_seed(0)
-    x, grad = (torch.randn(b, c, s, s, generator=g).to(dtype) for _ in range(2))
-    groups = b if grouped else 1
-    w = torch.randn(groups * c, c, 3, 3, generator=g).to(dtype)
-    bias = torch.randn(groups * c, generator=g).to(dtype)
-    if grouped:  # the folded batch (1, B*C, H, W): NSR's (H, W, B, C) memory order in channels_last
-        x, grad = (t.permute(2, 3, 0, 1).reshape(1, s, s, b * c).permute(0, 3, 1, 2) if channels_last
-                   else t.reshape(1, b * c, s, s) for t in (x, grad))
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x, grad, w = (t.contiguous(memory_format=fmt) for t in (x, grad, w))
-
-    def backward(mask):
-        return lambda: torch.ops.aten.convolution_backward(grad, x, w, [w.shape[0]], [1, 1], [1, 1], [1, 1],
-                                                           False, [0, 0], groups, mask)
-    return {"forward": lambda: F.conv2d(x, w, bias, 1, 1, groups=groups),
-            "input gradient": backward([True, False, False]),
-            "weight + bias gradient": backward([False, True, True])}
-
-
-def time_interleaved(ops: dict, repeats: int) -> dict:
-    """Median seconds of each op; one call of every op per turn, after a warm-up turn."""
-    times = {name: [] for name in ops}
-    for turn in range(repeats + 1):
-        for name, op in ops.items():
-            t0 = time.perf_counter()
-            op()
-            if turn:
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+bench_conv_ops = _load_script("bench_conv_ops")  # the conv passes and the interleaved timing
+PASSES = bench_conv_ops.PASSES
 
 
 def step_ratio_bound(wdsr_step_s: float, n_convs: int, grouped_s: float, plain_s: float) -> float:
@@ -98,7 +62,7 @@ def measure(sizes: dict, precision: str, repeats: int) -> dict:
     ops = {}
     for kind in ("plain", "grouped"):
         for fmt in FORMATS:
-            for name, op in conv_passes(sizes, kind == "grouped", fmt == "cl", dtype).items():
+            for name, op in bench_conv_ops.conv_passes(sizes, fmt == "cl", kind == "grouped", dtype).items():
                 ops[(kind, fmt, name)] = op
     wdsr = bench_nsr_train.Side("WDSR cl", "WDSR", sizes, True, None, precision == "bf16")
     g = torch.Generator().manual_seed(1)
@@ -106,7 +70,7 @@ def measure(sizes: dict, precision: str, repeats: int) -> dict:
     batch = {"lq": torch.rand(b, 3, p, p, generator=g), "gt": torch.rand(b, 3, p * s, p * s, generator=g)}
     wdsr.step(batch)  # oneDNN's primitives made before the turns
     ops["WDSR step"] = lambda: wdsr.step(batch)
-    return time_interleaved(ops, repeats)
+    return bench_conv_ops.time_interleaved(ops, repeats)
 
 
 def report(sizes: dict, n_convs: int, medians: dict, repeats: int, started: str) -> list:
@@ -161,10 +125,7 @@ def main(argv=None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     medians = {p: measure(sizes, p, repeats) for p in (("fp32", "bf16") if args.bf16 else ("fp32",))}
     lines = report(sizes, n_convs, medians, repeats, started)
-    print("\n".join(lines))
-    if args.out:
-        write_results_file(args.out, ["python", "scripts/bench_nsr_conv_bound.py",
-                                      *(argv if argv is not None else sys.argv[1:])], lines)
+    publish_results(lines, args.out, ["python", "scripts/bench_nsr_conv_bound.py", *(argv if argv is not None else sys.argv[1:])])
     return 0
 
 

@@ -53,6 +53,13 @@ def write_results_file(path: str, command: list, lines: list) -> None:
     print(f"results table: {path}")
 
 
+def publish_results(lines: list, out: str | None, command: list) -> None:
+    """A benchmark's report: printed, and with `out` also written as a results file."""
+    print("\n".join(lines))
+    if out:
+        write_results_file(out, command, lines)
+
+
 def busy_cores_note(threads: int, load: float, cpus: int) -> str | None:
     """A warning when torch's `threads` would share `cpus` cores with other work (1-minute load
     average `load`, taken before this process starts computing). OpenMP threads meet at a barrier
