@@ -76,7 +76,7 @@ class OwnView(torch.autograd.Function):
     """`view(tensor)` as an autograd node of its own rather than a view autograd tracks, for the
     per-sample conv outputs (a reshape of the conv's). An in-place op on a tracked view (WDSR's ReLU
     after a block's first conv) makes autograd send the gradient through CopySlices, a zero fill and
-    full-size copies per layer: 1.36x the whole NSR step in bf16 channels_last on the 2-core Xeon
+    full-size copies per layer: 1.33x the whole NSR step in bf16 channels_last on the 2-core Xeon
     (docs/performance.md). Values and gradients are the view's; `unview` maps the gradient back."""
 
     @staticmethod
@@ -332,16 +332,16 @@ def apply_formulation(formulation: str, x: torch.Tensor, gates: torch.Tensor, ca
 # Which formulation is fastest depends on the CPU, the shape, the memory format and the dtype, so
 # `auto` times them all once per shape (a training step's forward + backward of this one layer, on
 # random data from a private generator: the global RNG stream is untouched) and keeps the fastest
-# (`pick_formulation`), per machine (restore/utils/measured_choice.py). Only training measures: without gradients
-# (validation, inference, batch 1) `auto` is the reference, whose inference speed the inference
-# paths were tuned for.
+# (`pick_formulation`), per machine (restore/utils/measured_choice.py). Only training measures:
+# without gradients (validation, inference, batch 1) `auto` is the reference, whose inference speed
+# the inference paths were tuned for.
 CHOICES = ChoiceCache(CACHE_ENV, "sparse_group_formulations.json")
 # A layer timed alone misses part of what `fused` saves inside a net (its backward's in-place
 # pooling gradient, fewer autograd nodes and saved tensors): whole NSR steps ran `fused` 2-16 %
-# faster than `grouped` on every CPU measured, while the layers alone timed `fused` up to 1.2x slower
-# (the gray denoiser's 36x36 layer in bf16 on the Xeon, whose restore-train iteration `fused` made
-# 1.1x faster; docs/performance.md). So `fused` is kept
-# unless another formulation's layer is faster by more than this factor.
+# faster than `grouped` on every CPU measured, while the layers alone timed `fused` up to 1.2x
+# slower (the gray denoiser's 36x36 layer in bf16 on the Xeon, whose restore-train iteration `fused`
+# made 1.1x faster; docs/performance.md). So `fused` is kept unless another formulation's layer is
+# faster by more than this factor.
 FUSED_SLACK = 1.25
 
 
