@@ -24,31 +24,20 @@ the others (the first, the last and the upsampler's) hold about 11 % of its FLOP
     python scripts/bench_conv_ops.py --quick     # tiny sizes: a smoke run
 """
 import argparse
-import importlib.util
-import os
 import statistics
 import sys
 import time
 
 from restore.utils.allocator import tune_allocator
 from restore.utils.machine import cpu_name, publish_results
+from restore.utils.scripts import load_script
 
 FULL = {"repeats": 7, "gemm": 2048, "basicsr_steps": 5}
 QUICK = {"repeats": 2, "gemm": 64, "basicsr_steps": 1}
 PASSES = ("forward", "input gradient", "weight + bias gradient")
 
 
-def _load_bench_train():
-    """scripts/bench_train.py, whose BasicSR side, sizes and peak conv this script reuses (scripts/
-    is not a package; importing by path leaves sys.path alone)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_train.py")
-    spec = importlib.util.spec_from_file_location("bench_train", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_train = _load_bench_train()
+bench_train = load_script("bench_train")  # its BasicSR side, sizes and peak conv
 
 
 def conv_passes(sizes: dict, channels_last: bool, grouped: bool = False, dtype=None) -> dict:

@@ -24,28 +24,18 @@ channels_last, as WDSR-A ran them.
     python scripts/bench_nsr_conv_bound.py --quick     # tiny sizes: a smoke run
 """
 import argparse
-import importlib.util
-import os
 import sys
 import time
 
 from restore.utils.allocator import tune_allocator
 from restore.utils.machine import cpu_name, publish_results
+from restore.utils.scripts import load_script
 
 FORMATS = ("nchw", "cl")
 
 
-def _load_script(name: str):
-    """A sibling script as a module (scripts/ is not a package; importing by path leaves sys.path alone)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_nsr_train = _load_script("bench_nsr_train")
-bench_conv_ops = _load_script("bench_conv_ops")  # the conv passes and the interleaved timing
+bench_nsr_train = load_script("bench_nsr_train")
+bench_conv_ops = load_script("bench_conv_ops")  # the conv passes and the interleaved timing
 PASSES = bench_conv_ops.PASSES
 
 
@@ -113,8 +103,6 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()  # before torch allocates: restore-train's setting
-    import torch
-
     from restore.archs import build_network
     from restore.archs.layers.sparse_group_conv import SparseGroupConv2d
     sizes = dict(bench_nsr_train.QUICK if args.quick else bench_nsr_train.FULL)

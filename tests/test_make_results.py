@@ -3,7 +3,7 @@ test runs it. This one keeps its recipe from rotting: every command line of the 
 names a script or console command that exists, with flags its own argument parser accepts, and
 every option file it trains from is there."""
 import argparse
-import importlib.util
+import importlib
 import inspect
 import os
 import re
@@ -11,6 +11,8 @@ import shlex
 import sys
 
 import pytest
+
+from restore.utils.scripts import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,10 +51,7 @@ def main_of(command: list[str]):
     if command[0] == "python":
         script = command[1]
         assert script.startswith("scripts/") and os.path.isfile(os.path.join(ROOT, script)), script
-        spec = importlib.util.spec_from_file_location(os.path.basename(script)[:-3], os.path.join(ROOT, script))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.main, command[2:], script
+        return load_script(os.path.basename(script)[:-3]).main, command[2:], script
     module, _ = console_scripts()[command[0]]
     return importlib.import_module(module).main, command[1:], command[0]
 

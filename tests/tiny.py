@@ -1,5 +1,4 @@
 """Small things several tests share: a tiny SR net, an option-file writer, a loader for scripts/."""
-import importlib.util
 import os
 
 import numpy as np
@@ -8,6 +7,7 @@ from torch import nn
 
 from restore.utils.img_io import imwrite
 from restore.utils.registry import ARCH_REGISTRY
+from restore.utils.scripts import load_script  # noqa: F401  (the tests import it from here)
 from restore.utils.yaml_io import dump_yaml
 
 
@@ -73,15 +73,6 @@ def write_options(path, opt):
     with open(path, "w") as f:
         f.write(dump_yaml(opt))
     return str(path)
-
-
-def load_script(name: str):
-    """scripts/<name>.py as a module (scripts/ is not a package)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def graph_nodes(fn) -> set:

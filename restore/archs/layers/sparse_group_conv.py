@@ -343,6 +343,9 @@ CHOICES = ChoiceCache(CACHE_ENV, "sparse_group_formulations.json")
 # made 1.1x faster; docs/performance.md). So `fused` is kept unless another formulation's layer is
 # faster by more than this factor.
 FUSED_SLACK = 1.25
+# Raised when the rule that picks from the timings changes, so that choices cached under an older rule
+# are measured anew (2: FUSED_SLACK).
+PICK_RULE = 2
 
 
 def pick_formulation(times: dict) -> str:
@@ -355,8 +358,7 @@ def pick_formulation(times: dict) -> str:
 def shape_key(layer: "SparseGroupConv2d", x: torch.Tensor) -> str:
     layout = "channels_last" if _folds_interleaved(x) and not x.is_contiguous() else "nchw"
     dtype = str(_conv_dtype(x)).replace("torch.", "")
-    # "pick 2": choices made before pick_formulation kept `fused` within FUSED_SLACK are measured anew
-    return (f"{machine_id()} | pick 2 | {device_label(x.device)} {dtype} {layout} "
+    return (f"{machine_id()} | pick {PICK_RULE} | {device_label(x.device)} {dtype} {layout} "
             f"{'x'.join(map(str, x.shape))} -> {layer.out_channels} K{layer.kernel_size} s{layer.stride} "
             f"k{layer.k} d{layer.d} bias {layer.bias is not None}")
 
