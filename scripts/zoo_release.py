@@ -75,15 +75,17 @@ LAUNCH = {
                            "at 3,600 iterations, stopped with SIGTERM at 271 (its steps ran faster than planned) "
                            "and continued with --auto_resume on a 5,000-iteration cosine 11 seconds later"),
     "nsr_dn_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
-                              "pieces: started 2026-12-04 23:46 and killed without a word soon after iteration "
-                              "5,000 when its session ended, continued from the 5,000 checkpoint with "
-                              "--auto_resume 8 minutes later; trained as the candidate "
-                              "zoo_nsr_dn_gray_blind_16blocks, its folder and logs renamed at release"),
+                              "pieces: iterations 1-10,009 as a pilot, stopped with SIGTERM when its session "
+                              "ended (2026-12-05 11:11), continued with --auto_resume 23 minutes later in the "
+                              "next session on the same machine; trained as the candidate "
+                              "zoo_nsr_dn_gray_blind_xeon, its folder and logs renamed at release"),
     "nsr_jpeg_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests and "
                                 "two pauses of a few seconds (SIGSTOP) for micro-benchmarks before iteration 660; "
                                 "stopped there with SIGTERM to shorten its cosine from 20,000 to 17,000 "
                                 "iterations and continued with --auto_resume"),
-    "nsr_dn_gray_blind_p128": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
+    "nsr_dn_gray_blind_p128": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
+                                   "started by a shell loop the moment run 1 finished; trained as the candidate "
+                                   "zoo_nsr_dn_gray_blind_xeon_p128, its folder and logs renamed at release"),
     "nsr_jpeg_gray_blind_mse": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
                                     "started by a shell loop the moment the first run finished"),
     "nsr_jpeg_gray_blind_mse2": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
@@ -106,6 +108,18 @@ LAUNCH = {
     "nsr_jpeg_color_blind": ("OMP_NUM_THREADS=1 ", "1 torch thread, beside one other training run and "
                                                    "development work (tests, edits)"),
 }
+
+
+# The machine each run trained on, which a wall time means nothing without: the zoo's first runs all
+# trained on 2-core AMD EPYC machines; an Intel Xeon with AMX takes shorter steps on every recipe
+# (results/bench_train/2026-12-05_intel_e2e_zoo.md).
+AMD_EPYC = "a 2-core AMD EPYC"
+INTEL_XEON = "the idle 2-core Intel Xeon with AMX"
+MACHINE = {"nsr_dn_gray_blind": INTEL_XEON, "nsr_dn_gray_blind_p128": INTEL_XEON}
+
+
+def machine_of(run: str) -> str:
+    return MACHINE.get(run, AMD_EPYC)
 
 
 # A model made by more than one training run (e.g. an L1 run, then an MSE fine-tune of its network)
@@ -225,7 +239,9 @@ def model_record(name: str) -> dict:
         return training_record(read_options(name))
     kept = {}
     if os.path.isfile(training_json(name)):
-        kept = {r["options"]: r for r in recorded_training(name).get("runs", [])}
+        recorded = recorded_training(name)
+        # a model released from one run kept that run's record whole (a second run may follow it later)
+        kept = {r["options"]: r for r in recorded.get("runs", [{"options": option_file(runs[0]), **recorded}])}
     total = {"iterations": 0, "wall_minutes": 0.0, "log_pieces": 0, "validation_psnr": {}, "runs": []}
     for run in runs:
         opt = read_options(run)
@@ -339,19 +355,24 @@ def run_rows(name: str, record: dict) -> list[str]:
         opt = opts[0]
         return [f"| optimiser | {optimiser_text(opt)}{ema} |",
                 f"| iterations | {record['iterations']} (seed {opt['manual_seed']}) |",
-                f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine, "
-                f"{LAUNCH[name][1]} |",
+                f"| wall time | {record['wall_minutes']:.1f} min on {machine_of(name)}, {LAUNCH[name][1]} |",
                 *([f"| step time | {record['median_step_seconds']:.2f} s per iteration (median of the logged "
                    f"intervals) |"] if "median_step_seconds" in record else [])]
     parts = list(zip(runs, opts, record["runs"]))
+    machines = {machine_of(run) for run in runs}
+    shared = machines.pop() if len(machines) == 1 else None  # named once when every run shares it
+
+    def on_machine(run: str) -> str:
+        return "" if shared else f" on {machine_of(run)}"
     return [
         "| optimiser | " + "; ".join(f"run {i} ({run}): {optimiser_text(opt)}"
                                      for i, (run, opt, _) in enumerate(parts, 1)) + f"{ema} (each run's own) |",
         f"| iterations | {record['iterations']:,} = " + " + ".join(f"{r['iterations']:,}" for _, _, r in parts)
         + " (seeds " + ", ".join(str(opt["manual_seed"]) for _, opt, _ in parts) + "); every run after the "
         "first starts from the final EMA network of the run before it |",
-        f"| wall time | {record['wall_minutes']:.1f} min on this project's 2-core CPU machine: "
-        + "; ".join(f"run {i} {r['wall_minutes']:.1f} min, {LAUNCH[run][1]}" for i, (run, _, r) in enumerate(parts, 1))
+        f"| wall time | {record['wall_minutes']:.1f} min{' on ' + shared if shared else ''}: "
+        + "; ".join(f"run {i} {r['wall_minutes']:.1f} min{on_machine(run)}, {LAUNCH[run][1]}"
+                    for i, (run, _, r) in enumerate(parts, 1))
         + " |",
         "| step time | " + ", ".join(f"run {i} {r['median_step_seconds']:.2f} s" for i, (_, _, r) in enumerate(parts, 1)
                                      if "median_step_seconds" in r) + " per iteration (median of the logged intervals) |",

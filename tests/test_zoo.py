@@ -290,13 +290,21 @@ def test_a_model_made_by_two_runs_adds_them_up_and_keeps_the_record_of_a_run_who
     monkeypatch.setattr(zoo_release, "LAUNCH", {"a": ("", "alone"), "b": ("", "beside tests")})
     rows = "\n".join(zoo_release.run_rows("m", record))
     assert "| iterations | 400 = 300 + 100 (seeds 0, 1)" in rows
-    assert "| wall time | 15.5 min on this project's 2-core CPU machine: run 1 10.0 min, alone; run 2 5.5 min, " \
+    assert "| wall time | 15.5 min on a 2-core AMD EPYC: run 1 10.0 min, alone; run 2 5.5 min, " \
            "beside tests |" in rows
+    # runs on different machines: each run names its own
+    monkeypatch.setattr(zoo_release, "MACHINE", {"b": zoo_release.INTEL_XEON})
+    rows = "\n".join(zoo_release.run_rows("m", record))
+    assert "| wall time | 15.5 min: run 1 10.0 min on a 2-core AMD EPYC, alone; run 2 5.5 min on the idle 2-core " \
+           "Intel Xeon with AMX, beside tests |" in rows
     assert "run 1 (a): Adam lr 0.001, CosineAnnealingRestartLR (eta_min 1e-06), L1Loss; run 2 (b): Adam lr " \
            "5e-05, CosineAnnealingRestartLR (eta_min 1e-06), MSELoss, EMA 0.999" in rows
     # a machine that kept only the repository: run a's record comes from the committed training.json
     (tmp_path / "training.json").write_text(json.dumps(record))
     shutil.rmtree(tmp_path / "zoo_a")
+    assert zoo_release.model_record("m") == record
+    # ... or from the training.json of a model released from run a alone, which run b then continued
+    (tmp_path / "training.json").write_text(json.dumps({k: v for k, v in record["runs"][0].items() if k != "options"}))
     assert zoo_release.model_record("m") == record
     # neither its logs nor a record: the error names the run's folder
     (tmp_path / "training.json").unlink()
