@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.tiny import load_script
+from restore.utils.scripts import load_script
 
 
 @pytest.mark.slow  # builds about a hundred WDSR-A widths to match NSR's parameter count

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from tests.tiny import graph_nodes, load_script
+from restore.utils.scripts import load_script
+from tests.tiny import graph_nodes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from tests.tiny import load_script, train_options, write_options
+from restore.utils.scripts import load_script
+from tests.tiny import train_options, write_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "bench_train_e2e.py")

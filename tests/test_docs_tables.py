@@ -7,7 +7,7 @@ commands that write those files; each file's first line names its command and ma
 import os
 import re
 
-from tests.tiny import load_script
+from restore.utils.scripts import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The quotes' format and parsing are those of scripts/quote_tables.py, which refreshes them.

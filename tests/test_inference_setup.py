@@ -180,7 +180,7 @@ def test_restore_test_feeds_channels_last(tmp_path, probe_ckpt):
 
 
 def test_bench_infer_script_runs_and_reports_every_row(tmp_path, capsys):
-    from tests.tiny import load_script
+    from restore.utils.scripts import load_script
     bench = load_script("bench_infer")
     out = tmp_path / "report.txt"
     assert bench.main(["--megapixels", "0.01", "--images", "1", "--models", "nsr_dn_gray_blind", "--tiles", "0",

@@ -3,7 +3,7 @@
 import os
 import re
 
-from tests.tiny import load_script
+from restore.utils.scripts import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "results", "readme_example", "worked_example.md")

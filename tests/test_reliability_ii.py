@@ -224,7 +224,7 @@ def test_training_outputs_follow_the_umask(tmp_path):
 
 # --------------------------------------------------------------------------- 7: header bombs, every format
 def test_header_bombs_of_every_format_are_refused_before_decoding(tmp_path, monkeypatch):
-    from tests.tiny import load_script
+    from restore.utils.scripts import load_script
     corpus = load_script("make_bad_inputs")
     bombs = corpus.bombs()
     assert {os.path.splitext(n)[1] for n in bombs} >= {".png", ".jpg", ".webp", ".tif", ".bmp", ".ppm", ".pgm"}

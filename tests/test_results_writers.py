@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from restore.utils.img_io import current_umask
-from tests.tiny import load_script
+from restore.utils.scripts import load_script
 
 
 def rows(text: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The crash-resume soak (scripts/soak_resume.py), CI-sized: 3 SIGKILLs, at least one during a checkpoint write."""
 import pytest
 
-from tests.tiny import load_script
+from restore.utils.scripts import load_script
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from restore.utils.errors import RestoreError
 from restore.utils.imresize import bicubic_degrade, imresize
 from restore.utils.img_io import img2tensor, imread, imwrite, tensor2img
 from restore.utils.yaml_io import dump_yaml
-from tests.tiny import load_script
+from restore.utils.scripts import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ["nsr_sr_x2", "nsr_sr_x3", "nsr_sr_x4", "nsr_dn_gray_blind", "nsr_dn_color_blind",
@@ -139,8 +139,12 @@ def test_the_targets_table_states_met_and_missed_from_the_results():
     table = zoo_release.targets_table()
     with open(os.path.join(ROOT, "results", "zoo", "nsr_sr_x2", "results.json"), encoding="utf-8") as f:
         set5 = next(r for r in json.load(f)["results"] if r["set"] == "Set5")["mean"]["nsr_sr_x2"]["psnr"]
-    verdict = "met" if round(set5, 2) >= 37.60 else f"missed by {37.60 - set5:.2f} dB"
-    assert f"| `nsr_sr_x2` | Set5 x2 | {set5:.2f} | VDSR 37.53 | 37.60 | {verdict} |" in table
+    assert f"| `nsr_sr_x2` | Set5 x2 | {set5:.2f} | VDSR 37.53 | 37.60 | " \
+           f"{zoo_release.target_verdict(set5, 37.60)} |" in table
+    # a score that meets a target only once rounded says so, with the unrounded shortfall
+    assert zoo_release.target_verdict(37.5970, 37.60) == "met at two decimals (37.597, 0.003 dB under unrounded)"
+    assert zoo_release.target_verdict(37.60, 37.60) == "met"
+    assert zoo_release.target_verdict(29.1549, 29.16) == "missed by 0.01 dB"
     with open(zoo_release.TARGETS, encoding="utf-8") as f:
         assert len(table.splitlines()) == 2 + len(json.load(f)["targets"])
     for name in set(zoo_release.DESCRIPTIONS) - set(zoo_release.shipped()):

@@ -1,4 +1,4 @@
-"""Small things several tests share: a tiny SR net, an option-file writer, a loader for scripts/."""
+"""Small things several tests share: a tiny SR net, test images, option files, autograd graph nodes."""
 import os
 
 import numpy as np
@@ -7,7 +7,6 @@ from torch import nn
 
 from restore.utils.img_io import imwrite
 from restore.utils.registry import ARCH_REGISTRY
-from restore.utils.scripts import load_script  # noqa: F401  (the tests import it from here)
 from restore.utils.yaml_io import dump_yaml
 
 
