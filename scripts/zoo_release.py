@@ -91,15 +91,8 @@ LAUNCH = {
     "nsr_jpeg_gray_blind_mse2": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece"),
     "nsr_jpeg_gray_blind_p80": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, "
                                     "started by a shell loop the moment nsr_dn_gray_blind_p128 finished"),
-    "nsr_sr_x3": ("", "2 torch threads, beside a fresh-clone CI run (test suite, then the models lane) "
-                      "for iterations about 200-4,600 (75 min), otherwise alone but for edits and small "
-                      "tests; on 2026-12-03 the machine took about 0.83 s a step alone (0.42 s idle on "
-                      "2026-12-02). Iterations 1-7,000 ran as one piece; the warm restart (7,001-10,900) "
-                      "was added later that day and continued from 7,000 with --auto_resume, stopped once "
-                      "with SIGTERM at 7,064 to shorten its period to fit 3 hours of that day's steps; "
-                      "the MSE cycle (10,901-15,900) continued from 10,900 with --auto_resume in a later "
-                      "session, alone at about 0.8 s a step. At the idle machine's 0.42 s a step "
-                      "(results/bench_train/e2e.md) the 15,900 iterations take 111 min plus validations"),
+    "nsr_sr_x3": ("", "2 torch threads, alone but for edits, in one piece; trained as the candidate "
+                      "zoo_nsr_sr_x3_xeon, its folder and logs renamed at release"),
     "nsr_sr_x4": ("", "2 torch threads, alone but for edits and small tests, except iterations 1-994 "
                       "(13 min) at about 0.8 s a step, before the data workers' numpy BLAS was limited to "
                       "one thread, and 4,808-6,454 (17 min) on 1 thread beside a test-suite run"),
@@ -115,7 +108,7 @@ LAUNCH = {
 # (results/bench_train/2026-12-05_intel_e2e_zoo.md).
 AMD_EPYC = "a 2-core AMD EPYC"
 INTEL_XEON = "the idle 2-core Intel Xeon with AMX"
-MACHINE = {"nsr_dn_gray_blind": INTEL_XEON, "nsr_dn_gray_blind_p128": INTEL_XEON}
+MACHINE = {"nsr_dn_gray_blind": INTEL_XEON, "nsr_dn_gray_blind_p128": INTEL_XEON, "nsr_sr_x3": INTEL_XEON}
 
 
 def machine_of(run: str) -> str:
