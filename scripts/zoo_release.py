@@ -402,7 +402,8 @@ def by_run(texts: list[str]) -> str:
     return "; ".join(f"run {a}: {t}" if a == b else f"runs {a}-{b}: {t}" for a, b, t in groups)
 
 
-def stage_card(name: str, opt: dict) -> None:
+def card_text(name: str, opt: dict) -> str:
+    """The card docs/zoo/NAME.md, from the committed results, zoo.yml entry, training record and option files."""
     results = os.path.join(ROOT, "results", "zoo", name, "results.md")
     if not os.path.isfile(results):
         raise RestoreError(f"{results}: run the bench stage first")
@@ -435,8 +436,12 @@ def stage_card(name: str, opt: dict) -> None:
         f"    restore-bench {' '.join(a if ' ' not in a else repr(a) for a in bench_args(name, opt))}", "",
         bench, "",
     ]
+    return "\n".join(lines)
+
+
+def stage_card(name: str, opt: dict) -> None:
     os.makedirs(os.path.join(ROOT, "docs", "zoo"), exist_ok=True)
-    atomic_write_bytes(os.path.join(ROOT, "docs", "zoo", f"{name}.md"), "\n".join(lines).encode())
+    atomic_write_bytes(os.path.join(ROOT, "docs", "zoo", f"{name}.md"), card_text(name, opt).encode())
     print(f"docs/zoo/{name}.md written")
 
 

@@ -132,6 +132,19 @@ def test_the_zoo_page_tables_match_the_committed_results():
     assert zoo_release.targets_table() in readme and zoo_release.targets_table() in page
 
 
+def test_every_card_is_what_the_release_script_makes_from_the_committed_files():
+    """A card goes stale when its model, results, launch notes or machine change without a rerun of
+    the card stage; the wall-time row names the machine (the x3 and gray denoiser ran on the Xeon)."""
+    zoo_release = load_script("zoo_release")
+    for name in zoo_release.shipped():
+        with open(os.path.join(ROOT, "docs", "zoo", f"{name}.md"), encoding="utf-8") as f:
+            card = f.read()
+        assert zoo_release.card_text(name, zoo_release.read_options(name)) == card, \
+            f"run python scripts/zoo_release.py {name} --stages card"
+        wall_time = next(line for line in card.splitlines() if line.startswith("| wall time |"))
+        assert all(zoo_release.machine_of(run) in wall_time for run in zoo_release.training_runs(name))
+
+
 def test_the_targets_table_states_met_and_missed_from_the_results():
     """Each target row: the shipped model's mean PSNR from its results.json, the classic model's
     published number, and the verdict (hand-checked against nsr_sr_x2's committed Set5 score)."""
