@@ -64,16 +64,16 @@ FAMILIES = {"nsr_dn_gray_blind": "nsr_dn_blind", "nsr_dn_color_blind": "nsr_dn_b
 # How each zoo run was launched (the wall time on a card means nothing without it): one torch thread
 # each beside another run, or both cores alone.
 LAUNCH = {
-    "nsr_sr_x2": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in three "
-                      "pieces: planned at 30,000 iterations, stopped with SIGTERM at 1,286 (its steps ran "
-                      "faster than measured) and continued with --auto_resume on the 34,000-iteration "
-                      "schedule; that piece was killed without a word soon after iteration 7,000 when its "
-                      "session ended, and the third continued from the 7,000 checkpoint with --auto_resume "
-                      "9 minutes later (the steps past 7,000 were done twice; their minutes count)"),
-    "nsr_sr_x2_p128": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
-                           "pieces: started by a shell loop the moment nsr_jpeg_gray_blind_p80 finished, planned "
-                           "at 3,600 iterations, stopped with SIGTERM at 271 (its steps ran faster than planned) "
-                           "and continued with --auto_resume on a 5,000-iteration cosine 11 seconds later"),
+    "nsr_sr_x2": ("", "2 torch threads under bf16 autocast, in three pieces: iterations 1-1,249 beside two "
+                      "small test runs, stopped with SIGTERM for a CI run; continued with --auto_resume and "
+                      "killed without a word soon after iteration 1,400 when its session ended; the third "
+                      "continued from the 1,249 state with --auto_resume 9 minutes later in the next session "
+                      "on the same machine, alone but for edits (the steps past 1,249 were done twice; their "
+                      "minutes count); trained as the candidate zoo_nsr_sr_x2_xeon, its folder and logs "
+                      "renamed at release"),
+    "nsr_sr_x2_p128": ("", "2 torch threads under bf16 autocast, alone but for edits, in one piece, started by "
+                           "a shell loop the moment run 1 finished; trained as the candidate "
+                           "zoo_nsr_sr_x2_xeon_p128, its folder and logs renamed at release"),
     "nsr_dn_gray_blind": ("", "2 torch threads under bf16 autocast, alone but for edits and small tests, in two "
                               "pieces: iterations 1-10,009 as a pilot, stopped with SIGTERM when its session "
                               "ended (2026-12-05 11:11), continued with --auto_resume 23 minutes later in the "
@@ -108,7 +108,8 @@ LAUNCH = {
 # (results/bench_train/2026-12-05_intel_e2e_zoo.md).
 AMD_EPYC = "a 2-core AMD EPYC"
 INTEL_XEON = "the idle 2-core Intel Xeon with AMX"
-MACHINE = {"nsr_dn_gray_blind": INTEL_XEON, "nsr_dn_gray_blind_p128": INTEL_XEON, "nsr_sr_x3": INTEL_XEON}
+MACHINE = {"nsr_sr_x2": INTEL_XEON, "nsr_sr_x2_p128": INTEL_XEON, "nsr_sr_x3": INTEL_XEON,
+           "nsr_dn_gray_blind": INTEL_XEON, "nsr_dn_gray_blind_p128": INTEL_XEON}
 
 
 def machine_of(run: str) -> str:
