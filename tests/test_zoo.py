@@ -134,7 +134,7 @@ def test_the_zoo_page_tables_match_the_committed_results():
 
 def test_every_card_is_what_the_release_script_makes_from_the_committed_files():
     """A card goes stale when its model, results, launch notes or machine change without a rerun of
-    the card stage; the wall-time row names the machine (the x3 and gray denoiser ran on the Xeon)."""
+    the card stage; the wall-time row names each run's machine (x2, x3 and the gray denoiser ran on the Xeon)."""
     zoo_release = load_script("zoo_release")
     for name in zoo_release.shipped():
         with open(os.path.join(ROOT, "docs", "zoo", f"{name}.md"), encoding="utf-8") as f:
@@ -143,6 +143,15 @@ def test_every_card_is_what_the_release_script_makes_from_the_committed_files():
             f"run python scripts/zoo_release.py {name} --stages card"
         wall_time = next(line for line in card.splitlines() if line.startswith("| wall time |"))
         assert all(zoo_release.machine_of(run) in wall_time for run in zoo_release.training_runs(name))
+
+
+def test_every_shipped_model_trained_within_the_three_hour_budget():
+    """Issue 20's budget: at most 3 hours of the 2 cores per model, all its runs and pieces together,
+    as the release script recorded them from the training logs."""
+    zoo_release = load_script("zoo_release")
+    for name in zoo_release.shipped():
+        minutes = zoo_release.recorded_training(name)["wall_minutes"]
+        assert 0 < minutes <= 180, f"{name}: {minutes:.1f} min of training"
 
 
 def test_the_targets_table_states_met_and_missed_from_the_results():
